@@ -1,0 +1,3 @@
+module github.com/vigilfleet/vigil/shared
+
+go 1.26

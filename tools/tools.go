@@ -1,0 +1,2 @@
+// Package tools pins the build tools Vigil uses; see go.mod.
+package tools
