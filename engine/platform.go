@@ -57,14 +57,28 @@ func (p Platform) String() string {
 }
 
 // Matches reports whether a rule's platform list admits this host, and why
-// not when it does not. An empty list admits every host.
+// not when it does not. An empty list admits every host. When an entry
+// names the host's own ID (or its EL family), those entries alone decide,
+// with their version bounds; only a host the rule does not name at all
+// matches through ID_LIKE, without version bounds.
 func (p Platform) Matches(list []rule.Platform) (bool, string) {
 	if len(list) == 0 {
 		return true, ""
 	}
+	named := false
 	for _, rp := range list {
-		if p.matchesOne(rp) {
-			return true, ""
+		if p.names(rp) {
+			named = true
+			if p.versionIn(rp) {
+				return true, ""
+			}
+		}
+	}
+	if !named {
+		for _, rp := range list {
+			if p.likes(rp) {
+				return true, ""
+			}
 		}
 	}
 	fams := make([]string, 0, len(list))
@@ -78,16 +92,20 @@ func (p Platform) Matches(list []rule.Platform) (bool, string) {
 	return false, fmt.Sprintf("platform %s is not among the rule's platforms (%s)", p, strings.Join(fams, ", "))
 }
 
-func (p Platform) matchesOne(rp rule.Platform) bool {
+// names reports whether the entry is written for the host's own ID, or for
+// its EL family when derivatives are allowed.
+func (p Platform) names(rp rule.Platform) bool {
 	fam := strings.ToLower(rp.Family)
-	if fam == p.ID || rp.Derivatives && elFamily[fam] && elFamily[p.ID] {
-		return p.versionIn(rp)
-	}
+	return fam == p.ID || rp.Derivatives && elFamily[fam] && elFamily[p.ID]
+}
+
+// likes reports whether the host derives from the entry's family through
+// ID_LIKE (Linux Mint through ubuntu, say).
+func (p Platform) likes(rp rule.Platform) bool {
 	if !rp.Derivatives {
 		return false
 	}
-	// A derivative the rule does not name matches through ID_LIKE, without
-	// version bounds: its own version numbers mean something else.
+	fam := strings.ToLower(rp.Family)
 	for _, like := range p.IDLike {
 		if like == fam || elFamily[fam] && elFamily[like] {
 			return true

@@ -401,13 +401,14 @@ func (g *gatherer) command(ctx context.Context, script string) (*exec.Cmd, error
 
 func (g *gatherer) run(ctx context.Context, r *target.Response, cmd *exec.Cmd) {
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &limitedBuffer{b: &stdout, r: r}
-	cmd.Stderr = &limitedBuffer{b: &stderr, r: r}
+	outBuf, errBuf := &limitedBuffer{b: &stdout}, &limitedBuffer{b: &stderr}
+	cmd.Stdout, cmd.Stderr = outBuf, errBuf
 	cmd.Stdin = nil
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	r.Stdout, r.Stderr = stdout.Bytes(), stderr.Bytes()
+	r.OutputTruncated = outBuf.cut || errBuf.cut
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -435,16 +436,18 @@ func (g *gatherer) exec(ctx context.Context, r *target.Response) {
 	g.run(ctx, r, cmd)
 }
 
-// limitedBuffer keeps the first ReadLimit bytes of a stream.
+// limitedBuffer keeps the first ReadLimit bytes of a stream; cut records
+// that it dropped some. Each stream has its own, as exec writes them from
+// separate goroutines.
 type limitedBuffer struct {
-	b *bytes.Buffer
-	r *target.Response
+	b   *bytes.Buffer
+	cut bool
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	room := target.ReadLimit - l.b.Len()
 	if room < len(p) {
-		l.r.OutputTruncated = true
+		l.cut = true
 		if room > 0 {
 			l.b.Write(p[:room])
 		}

@@ -423,9 +423,10 @@ Version: 1.0
 	if strings.Join(r.PackageSources, ",") != "dpkg" {
 		t.Errorf("sources %v, want [dpkg]", r.PackageSources)
 	}
-	want := map[string]string{"openssh-server": "1:9.2p1-2+deb12u3", "aide": "0.18.3-1"}
+	// Installed and held ("ii", "hi") count; removed-with-config does not.
+	want := map[string]string{"openssh-server": "1:9.2p1-2+deb12u3", "aide": "0.18.3-1", "held": "1.0"}
 	if len(r.Packages) != len(want) {
-		t.Errorf("packages %v, want exactly %v (ii only)", r.Packages, want)
+		t.Errorf("packages %v, want exactly %v (ii and hi)", r.Packages, want)
 	}
 	for n, v := range want {
 		if p := r.Packages[n]; p.Version != v || p.Source != "dpkg" || p.Name != n {

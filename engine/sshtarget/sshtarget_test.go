@@ -9,11 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,10 +68,10 @@ func TestClassifyDial(t *testing.T) {
 	}{
 		{errors.New("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain"), ErrAuth},
 		{errors.New("ssh: disconnect, reason 2: Too many authentication failures"), ErrAuth},
-		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", errConnRefused())}, ErrUnreachable},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ErrUnreachable},
 		{&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, ErrUnreachable},
 		{errors.New("ssh: handshake failed: EOF"), nil},
-		{errors.Join(errors.New("ssh: handshake failed"), errEOF()), ErrUnreachable},
+		{errors.Join(errors.New("ssh: handshake failed"), io.EOF), ErrUnreachable},
 		{errors.New("ssh: no common algorithm for key exchange"), nil},
 	}
 	for _, tt := range tests {

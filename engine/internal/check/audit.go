@@ -200,22 +200,45 @@ func sortLetters(s string) string {
 	return string(b)
 }
 
+// watchMatches compares a wanted watch as a whole line: the same path, the
+// same permissions (auditctl's default is rwxa) and the same key. Some
+// auditctl versions print a watch as a path rule over all syscalls; that
+// form counts only when it carries nothing but the path and perm fields.
+func (w auditRule) watchMatches(h auditRule) bool {
+	hp := h.watch
+	if hp == "" {
+		if h.action != "always,exit" && h.action != "exit,always" {
+			return false
+		}
+		if len(h.syscalls) > 1 || len(h.syscalls) == 1 && !h.syscalls["all"] {
+			return false
+		}
+		for _, f := range h.fields {
+			switch {
+			case strings.HasPrefix(f, "path="), strings.HasPrefix(f, "dir="):
+				hp = f[strings.IndexByte(f, '=')+1:]
+			case strings.HasPrefix(f, "arch="):
+			default:
+				return false
+			}
+		}
+	}
+	perm := func(p string) string {
+		if p == "" {
+			return "arwx"
+		}
+		return p
+	}
+	return hp == w.watch && perm(w.perm) == perm(h.perm) && w.key == h.key
+}
+
 // matches reports whether a loaded rule h satisfies the wanted rule w.
 func (w auditRule) matches(h auditRule) bool {
 	if w.key != "" && w.key != h.key {
 		return false
 	}
 	if w.watch != "" {
-		// auditctl prints a watch as -w, or on some versions as a path rule.
-		hp := h.watch
-		if hp == "" {
-			for _, f := range h.fields {
-				if strings.HasPrefix(f, "path=") || strings.HasPrefix(f, "dir=") {
-					hp = f[strings.IndexByte(f, '=')+1:]
-				}
-			}
-		}
-		return hp == w.watch && (w.perm == "" || w.perm == h.perm)
+		return w.watchMatches(h)
 	}
 	if w.action != h.action || w.perm != h.perm || len(w.syscalls) != len(h.syscalls) {
 		return false

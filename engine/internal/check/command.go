@@ -73,14 +73,15 @@ func evalSetCompare(p params, env Env, f *target.Facts) Outcome {
 	auth := p.list("authorized")
 	want := "only: " + strings.Join(auth, ", ")
 	r := f.Get(setReq(p))
+	if len(auth) == 0 {
+		// Without a list there is nothing to compare against, whatever the
+		// command did.
+		return skipped("the authorized list is empty: set the variable for this site", ev(m, r, want, "no authorized list configured"))
+	}
 	if o := execFailed(m, r, want); o != nil {
 		return *o
 	}
 	e := ev(m, r, want, "")
-	if len(auth) == 0 {
-		e.Actual = "no authorized list configured"
-		return skipped("the authorized list is empty: set the variable for this site", e)
-	}
 	if r.ExitCode != 0 {
 		e.Actual = exitActual(r)
 		return errored(fmt.Sprintf("observed command exited %d: %s", r.ExitCode, firstLine(r.Stderr)), e)

@@ -36,6 +36,7 @@ func debianImage() []node {
 		ln("/etc/hostlink", "/etc/debian_version"), // on the host only
 		ln("/etc/updots", "../../../../../../etc/issue"),
 		ln("/etc/loop", "/etc/loop"),
+		ln("/etc/cronlink", "/etc/cron.d"), // absolute link to a directory, for globs
 
 		f("/var/lib/dpkg/status", "Package: openssh-server\nStatus: install ok installed\nVersion: 1:9.2p1-2+deb12u3\n\nPackage: aide\nStatus: install ok installed\nVersion: 0.18.3-1\n\nPackage: telnet\nStatus: deinstall ok config-files\nVersion: 0.17\n"),
 		f("/usr/bin/dpkg", "ELF"),
@@ -94,6 +95,8 @@ func TestConfigValueOnRootDir(t *testing.T) {
 		{"missing key fails", pwq + "key: maxrepeat\nexpected: \"3\"", result.Fail, "maxrepeat is not set", "key not set", false},
 		{"missing file fails", "method: config_value\npath: /etc/security/nothere.conf\nkey: minlen\nexpected: \"14\"", result.Fail, "does not exist", "file not found", false},
 		{"symlink loop is an error", "method: config_value\npath: /etc/loop\nkey: minlen\nexpected: \"14\"", result.Error, "symbolic links", "not observed", false},
+		{"main file missing, drop-in sets it", "method: config_value\npath: /etc/ssh/nothere\ndelimiter: \" \"\nkey: PermitRootLogin\nexpected: \"no\"\ndropin_dir: /etc/ssh/sshd_config.d", result.Pass, "", "50-last.conf", false},
+		{"drop-in dir missing", "method: config_value\n" + sshd + "key: PermitRootLogin\nexpected: \"yes\"\ndropin_dir: /etc/ssh/nothere.d", result.Pass, "", "", false},
 	})
 }
 
@@ -116,6 +119,7 @@ func TestFilePermissionsOnRootDir(t *testing.T) {
 		{"max_mode more permissive fails", "method: file_permissions\npath: /etc/shadow\nmax_mode: \"0600\"", result.Fail, "0640 is more permissive than 0600", "", false},
 		{"glob all match", "method: file_permissions\npath: /etc/cron.d/*\nmax_mode: \"0644\"\nowner: root", result.Pass, "2 file(s)", "/etc/cron.d/a: mode 0644", false},
 		{"glob one bad", "method: file_permissions\npath: /etc/cron.d/*\nmode: \"0600\"", result.Fail, "/etc/cron.d/a: mode 0644, not 0600", "/etc/cron.d/b: mode 0600", false},
+		{"glob through an absolute directory link", "method: file_permissions\npath: /etc/cronlink/*\nowner: root\nmax_mode: \"0644\"", result.Pass, "2 file(s)", "/etc/cronlink/a: mode 0644", false},
 		{"glob without match passes", "method: file_permissions\npath: /etc/cron.d/*.nothing\nmode: \"0600\"", result.Pass, "no file matches", "no file matches", false},
 		{"missing literal path fails", "method: file_permissions\npath: /etc/gshadow\nmode: \"0600\"", result.Fail, "does not exist", "does not exist", false},
 		{"absolute symlink followed inside the image", "method: file_permissions\npath: /etc/ssh/sshd_link\nmode: \"0600\"\nowner: root", result.Pass, "", "/etc/ssh/sshd_link: mode 0600", false},
@@ -228,7 +232,7 @@ func TestMountOptionOnRootDir(t *testing.T) {
 	})
 	noFstab := rootTarget(t, f("/etc/os-release", "ID=debian\n"))
 	runCases(t, noFstab, []tcase{
-		{"no fstab", "method: mount_option\nmount_point: /tmp\noptions: [nodev]", result.Error, "/etc/fstab does not exist", "mount table not found", false},
+		{"no fstab", "method: mount_option\nmount_point: /tmp\noptions: [nodev]", result.Fail, "/etc/fstab does not exist", "/etc/fstab not found", true},
 	})
 }
 
@@ -340,6 +344,7 @@ func TestLiveOnlyOnRootDir(t *testing.T) {
 		{"apparmor", "method: apparmor_state\nstate: enforcing", result.Skipped, "live kernel", "not observable", false},
 		{"command without /bin/sh", "method: command\nrun: \"true\"", result.Skipped, "no /bin/sh", "not observed", false},
 		{"set_compare without /bin/sh", "method: set_compare\nobserved_command: \"cut -d: -f1 /etc/passwd\"\nauthorized: [root]", result.Skipped, "", "not observed", false},
+		{"sshd -T without /bin/sh", "method: sshd_effective_config\nkey: permitrootlogin\nexpected: \"no\"", result.Skipped, "", "not observed", false},
 		{"systemd_target without /bin/sh", "method: systemd_target\nexpected: multi-user.target", result.Skipped, "", "", false},
 	})
 }

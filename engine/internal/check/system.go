@@ -104,8 +104,25 @@ func firstLine(b []byte) string {
 
 // --- sysctl_value ---
 
+// sysctlPath maps a key to its /proc/sys file. As in sysctl(8), a dot
+// separates components and a slash stands for a dot inside one (an
+// interface named eth0.100 is written net.ipv4.conf.eth0/100.rp_filter),
+// unless the key starts in the slash form (kernel/pid_max).
 func sysctlPath(key string) string {
-	return "/proc/sys/" + strings.ReplaceAll(strings.TrimSpace(key), ".", "/")
+	key = strings.TrimSpace(key)
+	// A key written with slashes first (kernel/pid_max) is already a path.
+	if s, d := strings.IndexByte(key, '/'), strings.IndexByte(key, '.'); s >= 0 && (d < 0 || s < d) {
+		return "/proc/sys/" + strings.TrimPrefix(key, "/")
+	}
+	return "/proc/sys/" + strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, key)
 }
 
 func needsSysctl(p params, env Env) []target.Request {
@@ -295,8 +312,13 @@ func evalMountOption(p params, env Env, f *target.Facts) Outcome {
 	}
 	e := ev(m, r, expected, "")
 	if !r.Exists {
-		e.Actual = "mount table not found"
-		return errored(r.Req.Path+" does not exist", e)
+		// A live host always has /proc/self/mounts; an image without
+		// /etc/fstab mounts nothing separately.
+		e.Actual = r.Req.Path + " not found"
+		if env.Live() {
+			return errored(r.Req.Path+" does not exist", e)
+		}
+		return verdict(false, mp+" is not configured as a separate mount: "+r.Req.Path+" does not exist", e)
 	}
 	var found []string
 	var fstype string

@@ -92,9 +92,10 @@ const readCap = target.ReadLimit + 1
 // LC_ALL=C makes stat, glob sorting and error messages predictable (the
 // parser classifies "No such file or directory"). PATH gains the sbin
 // directories, which a non-root SSH login lacks and probes such as `sshd -T`
-// need. umask 077 keeps the temporary files private.
+// need.
 //
-// One private temporary directory (mktemp -d) holds every probe's output;
+// One private temporary directory (mktemp -d makes it 0700, whatever the
+// umask, which is left alone for the probes) holds every probe's output;
 // the EXIT trap removes it and the signal traps turn a hang-up or a broken
 // pipe (the SSH connection died) into a normal exit so the EXIT trap runs.
 //
@@ -132,7 +133,6 @@ const readCap = target.ReadLimit + 1
 const prelude = `{
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}; export PATH
-umask 077
 M='%s'
 echo "$M start $(date +%%s%%N)"
 _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/null) || { echo "$M fatal"; exit 1; }

@@ -330,7 +330,7 @@ func checkPackages(t *testing.T, r target.Response) {
 	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
 		return
 	}
-	want := ParseDpkgStatus(mustRead(t, "/var/lib/dpkg/status"))
+	want := target.ParseDpkgStatus(mustRead(t, "/var/lib/dpkg/status"))
 	if len(r.PackageSources) == 0 || r.PackageSources[0] != "dpkg" {
 		t.Errorf("package sources %v, want dpkg first", r.PackageSources)
 	}

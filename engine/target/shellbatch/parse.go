@@ -527,7 +527,7 @@ func decodePackages(c *fields, r *target.Response) {
 			failures = append(failures, "dpkg status: "+errText(stderr))
 		default:
 			r.PackageSources = append(r.PackageSources, "dpkg")
-			for k, v := range ParseDpkgStatus(data) {
+			for k, v := range target.ParseDpkgStatus(data) {
 				r.Packages[k] = v
 			}
 		}
@@ -539,7 +539,7 @@ func decodePackages(c *fields, r *target.Response) {
 		if c.err != nil {
 			return
 		}
-		pkgs := ParseRPMList(data)
+		pkgs := target.ParseRPMList(data)
 		switch {
 		case code != 0:
 			failures = append(failures, "rpm -qa: "+errText(stderr))

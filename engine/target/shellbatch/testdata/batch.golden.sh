@@ -2,7 +2,6 @@
 {
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}; export PATH
-umask 077
 M='VIGIL-00112233445566778899aabbccddeeff'
 echo "$M start $(date +%s%N)"
 _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/null) || { echo "$M fatal"; exit 1; }

@@ -1,10 +1,8 @@
-package shellbatch
+package target
 
 import (
 	"maps"
 	"testing"
-
-	"github.com/vigilfleet/vigil/engine/target"
 )
 
 func TestParseDpkgStatus(t *testing.T) {
@@ -46,10 +44,11 @@ Version: 2
 Package: nostatus
 Version: 3`
 	got := ParseDpkgStatus([]byte(status))
-	want := map[string]target.Package{
+	want := map[string]Package{
 		"bash":  {Name: "bash", Version: "5.2.15-2+b7", Source: "dpkg"},
 		"libc6": {Name: "libc6", Version: "2.36-9+deb12u4", Source: "dpkg"},
 		"lower": {Name: "lower", Version: "1.0", Source: "dpkg"},
+		"held":  {Name: "held", Version: "2", Source: "dpkg"},
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -62,7 +61,7 @@ Version: 3`
 func TestParseRPMList(t *testing.T) {
 	out := "bash\t5.1.8-9.el9\nkernel\t5.14.0-427.el9\nkernel\t5.14.0-362.el9\ngarbage line\n\nopenssh-server\t8.7p1-38.el9\r\n"
 	got := ParseRPMList([]byte(out))
-	want := map[string]target.Package{
+	want := map[string]Package{
 		"bash":           {Name: "bash", Version: "5.1.8-9.el9", Source: "rpm"},
 		"kernel":         {Name: "kernel", Version: "5.14.0-427.el9", Source: "rpm"},
 		"openssh-server": {Name: "openssh-server", Version: "8.7p1-38.el9", Source: "rpm"},

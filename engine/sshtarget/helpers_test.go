@@ -1,9 +1,0 @@
-package sshtarget
-
-import (
-	"io"
-	"syscall"
-)
-
-func errConnRefused() error { return syscall.ECONNREFUSED }
-func errEOF() error         { return io.EOF }
