@@ -92,14 +92,35 @@ func LoadConfig(dir string) (*Config, error) {
 	return c, nil
 }
 
-// LoadCorpusDefaults reads the corpus's own defaults.yml (in the rules
-// directory) into c.Corpus. A corpus without one is fine.
+// LoadCorpusDefaults reads the corpus's own defaults: defaults.yml in the
+// rules directory, then defaults.d/*.yml in name order (one file per part of
+// the corpus, so authors of different categories never edit one file). A
+// corpus without them is fine; a variable defined twice is an error, since
+// one of the two values would be silently lost.
 func (c *Config) LoadCorpusDefaults(rulesDir string) error {
-	err := loadVarFile(filepath.Join(rulesDir, "defaults.yml"), c.Corpus, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	files := []string{filepath.Join(rulesDir, "defaults.yml")}
+	more, _ := filepath.Glob(filepath.Join(rulesDir, "defaults.d", "*.yml"))
+	sort.Strings(more)
+	files = append(files, more...)
+	origin := map[string]string{}
+	for _, f := range files {
+		vars := map[string]string{}
+		err := loadVarFile(f, vars, nil)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for k, v := range vars {
+			if prev, dup := origin[k]; dup {
+				return fmt.Errorf("%s: variable %s is already defined in %s", f, k, prev)
+			}
+			origin[k] = f
+			c.Corpus[k] = v
+		}
 	}
-	return err
+	return nil
 }
 
 // loadVarFile reads one variables file strictly.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,13 +31,34 @@ type ruleCases struct {
 }
 
 type ruleCase struct {
-	Name   string            `yaml:"name"`
-	Expect string            `yaml:"expect"` // pass or fail
-	Files  map[string]string `yaml:"files"`  // path -> content, written before sshd starts
-	Modes  map[string]string `yaml:"modes"`  // path -> octal mode for Files entries
-	Remove []string          `yaml:"remove"`
-	Run    string            `yaml:"run"` // sh script run as root in the target before the scan
-	Vars   map[string]string `yaml:"vars"`
+	Name   string `yaml:"name"`
+	Expect string `yaml:"expect"` // pass or fail
+	// Target is "ssh" (default: a real Debian 12 target over SSH) or
+	// "rootdir" (a fixture root holding only the case's files, read as /:
+	// for facts a shared-kernel target cannot vary, such as persisted
+	// sysctl, audit rules, unit files and fstab).
+	Target string `yaml:"target"`
+	// OS replaces /etc/os-release: debian12 (default on rootdir), ubuntu22,
+	// ubuntu24, rhel8, rhel9.
+	OS       string            `yaml:"os"`
+	Files    map[string]string `yaml:"files"`    // path -> content (before sshd starts)
+	Modes    map[string]string `yaml:"modes"`    // path -> octal mode for Files entries
+	Symlinks map[string]string `yaml:"symlinks"` // path -> link target (rootdir only)
+	Remove   []string          `yaml:"remove"`
+	// Run is a sh script run as root before the scan: inside the SSH
+	// target, or on this machine with $ROOT naming the fixture root.
+	Run  string            `yaml:"run"`
+	Vars map[string]string `yaml:"vars"`
+	Caps map[string]bool   `yaml:"caps"` // forced capabilities
+}
+
+// osRelease is the os-release text of each platform a case may claim.
+var osRelease = map[string]string{
+	"debian12": "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+	"ubuntu22": "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian\n",
+	"ubuntu24": "PRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\nID_LIKE=debian\n",
+	"rhel8":    "NAME=\"Red Hat Enterprise Linux\"\nVERSION_ID=\"8.10\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 8.10 (Ootpa)\"\n",
+	"rhel9":    "NAME=\"Red Hat Enterprise Linux\"\nVERSION_ID=\"9.4\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.4 (Plow)\"\n",
 }
 
 func loadCases(t *testing.T) map[string]ruleCases {
@@ -57,6 +79,15 @@ func loadCases(t *testing.T) map[string]ruleCases {
 		for i, c := range rc.Cases {
 			if c.Expect != "pass" && c.Expect != "fail" {
 				t.Fatalf("%s: case %d (%s): expect must be pass or fail", f, i, c.Name)
+			}
+			if c.Target != "" && c.Target != "ssh" && c.Target != "rootdir" {
+				t.Fatalf("%s: case %d (%s): target must be ssh or rootdir", f, i, c.Name)
+			}
+			if _, ok := osRelease[c.OS]; c.OS != "" && !ok {
+				t.Fatalf("%s: case %d (%s): unknown os %q", f, i, c.Name, c.OS)
+			}
+			if len(c.Symlinks) > 0 && c.Target != "rootdir" {
+				t.Fatalf("%s: case %d (%s): symlinks need target rootdir", f, i, c.Name)
 			}
 		}
 		out[strings.TrimSuffix(filepath.Base(f), ".yml")] = rc
@@ -132,39 +163,24 @@ func TestCorpusOnRealTargets(t *testing.T) {
 }
 
 func runCase(t *testing.T, r *rule.Rule, all []*rule.Rule, cfg *engine.Config, c ruleCase) {
-	opts := testtarget.Options{Files: map[string]testtarget.File{}, Remove: c.Remove}
-	for p, content := range c.Files {
-		f := testtarget.File{Data: []byte(content)}
-		if m, ok := c.Modes[p]; ok {
-			mode, err := rule.ParseMode(m)
-			if err != nil {
-				t.Fatalf("case %s: mode of %s: %v", c.Name, p, err)
-			}
-			f.Mode = os.FileMode(mode & 0o777)
-		}
-		opts.Files[p] = f
-	}
-	h := testtarget.Start(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if c.Run != "" {
-		if out, errOut, err := h.Exec(ctx, c.Run); err != nil {
-			t.Fatalf("case %s: setup script: %v\n%s%s", c.Name, err, out, errOut)
-		}
-	}
-	s, err := engine.NewSSHSession(ctx, sshtarget.Options{
-		Host: h.IP(), Port: h.Port(), User: testtarget.User, KeyFiles: []string{h.UserKeyFile()},
-		KnownHostsFile: h.KnownHostsFile(), Sudo: true,
-	})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
+	var s *engine.Session
+	host := "fixture"
+	if c.Target == "rootdir" {
+		s = rootDirCase(ctx, t, c)
+	} else {
+		s, host = sshCase(ctx, t, c)
 	}
 	defer s.Close()
-	vars := cfg.Vars(h.IP(), nil)
+	vars := cfg.Vars(host, nil)
 	for k, v := range c.Vars {
 		vars[k] = v
 	}
 	s.Vars = vars
+	for k, v := range c.Caps {
+		s.CapOverrides[k] = v
+	}
 	rep, err := engine.Scan(ctx, s, all, engine.Filter{RuleIDs: []string{r.ID}})
 	if err != nil {
 		t.Fatalf("scan: %v", err)
@@ -181,6 +197,99 @@ func runCase(t *testing.T, r *rule.Rule, all []*rule.Rule, cfg *engine.Config, c
 			t.Errorf("evidence lacks expected or actual: %+v", e)
 		}
 	}
+}
+
+// sshCase starts a real target with the case's changes and connects to it
+// as an unprivileged user with sudo.
+func sshCase(ctx context.Context, t *testing.T, c ruleCase) (*engine.Session, string) {
+	opts := testtarget.Options{Files: map[string]testtarget.File{}, Remove: c.Remove}
+	for p, content := range c.Files {
+		opts.Files[p] = testtarget.File{Data: []byte(content), Mode: caseMode(t, c, p)}
+	}
+	if c.OS != "" {
+		// /etc/os-release links to /usr/lib/os-release on Debian: set both.
+		opts.Files["/etc/os-release"] = testtarget.File{Data: []byte(osRelease[c.OS])}
+		opts.Files["/usr/lib/os-release"] = testtarget.File{Data: []byte(osRelease[c.OS])}
+	}
+	h := testtarget.Start(t, opts)
+	if c.Run != "" {
+		if out, errOut, err := h.Exec(ctx, c.Run); err != nil {
+			t.Fatalf("case %s: setup script: %v\n%s%s", c.Name, err, out, errOut)
+		}
+	}
+	s, err := engine.NewSSHSession(ctx, sshtarget.Options{
+		Host: h.IP(), Port: h.Port(), User: testtarget.User, KeyFiles: []string{h.UserKeyFile()},
+		KnownHostsFile: h.KnownHostsFile(), Sudo: true,
+	})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return s, h.IP()
+}
+
+// rootDirCase builds a fixture root from the case's files alone.
+func rootDirCase(ctx context.Context, t *testing.T, c ruleCase) *engine.Session {
+	root := t.TempDir()
+	osName := c.OS
+	if osName == "" {
+		osName = "debian12"
+	}
+	write := func(p, content string, mode os.FileMode) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(full, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/etc/os-release", osRelease[osName], 0o644)
+	for p, content := range c.Files {
+		mode := caseMode(t, c, p)
+		if mode == 0 {
+			mode = 0o644
+		}
+		write(p, content, mode)
+	}
+	for p, dest := range c.Symlinks {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(dest, full); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range c.Remove {
+		_ = os.RemoveAll(filepath.Join(root, p))
+	}
+	if c.Run != "" {
+		cmd := exec.CommandContext(ctx, "sh", "-c", c.Run)
+		cmd.Dir, cmd.Env = root, append(os.Environ(), "ROOT="+root)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("case %s: setup script: %v\n%s", c.Name, err, out)
+		}
+	}
+	s, err := engine.NewRootDirSession(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func caseMode(t *testing.T, c ruleCase, p string) os.FileMode {
+	m, ok := c.Modes[p]
+	if !ok {
+		return 0
+	}
+	mode, err := rule.ParseMode(m)
+	if err != nil {
+		t.Fatalf("case %s: mode of %s: %v", c.Name, p, err)
+	}
+	return os.FileMode(mode & 0o777)
 }
 
 // TestFreshDebianHasNoErrors scans an untouched Debian 12 minimal target

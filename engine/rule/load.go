@@ -56,8 +56,8 @@ const MaxFileSize = 1 << 20
 
 // LoadDir loads every *.yml and *.yaml rule under dir (recursively). Files
 // whose name starts with "_" or "." and the directories "frameworks",
-// "testdata" and "tests" are not rules; a top-level defaults.yml is the
-// corpus's variable defaults, not a rule. It returns the rules sorted by id,
+// "testdata", "tests" and "defaults.d" are not rules; a top-level
+// defaults.yml is the corpus's variable defaults, not a rule. It returns the rules sorted by id,
 // or LoadErrors listing every problem.
 func LoadDir(dir string) ([]*Rule, error) {
 	var files []string
@@ -67,7 +67,7 @@ func LoadDir(dir string) ([]*Rule, error) {
 		}
 		name := d.Name()
 		if d.IsDir() {
-			if path != dir && (strings.HasPrefix(name, ".") || name == "frameworks" || name == "testdata" || name == "tests") {
+			if path != dir && (strings.HasPrefix(name, ".") || name == "frameworks" || name == "testdata" || name == "tests" || name == "defaults.d") {
 				return filepath.SkipDir
 			}
 			return nil

@@ -313,7 +313,7 @@ func evalFileContentMatch(p params, env Env, f *target.Facts) Outcome {
 	pat := p.str("pattern")
 	r := f.Get(fileSource(p.str("path")))
 	e := ev(m, r, "a line matches /"+pat+"/", "")
-	re, err := regexp.Compile(pat)
+	re, err := compileERE(pat)
 	if err != nil {
 		return errored(fmt.Sprintf("pattern %q is not a valid extended regular expression: %v", pat, err), e)
 	}
@@ -343,4 +343,26 @@ func quoteShort(s string) string {
 		s = s[:max] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// compileERE compiles a POSIX extended regular expression. Go's RE2 syntax
+// is a superset of ERE except for the GNU word anchors \< and \>, which
+// grep users write often; they become \b.
+func compileERE(pat string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	for i := 0; i < len(pat); i++ {
+		if pat[i] == '\\' && i+1 < len(pat) {
+			switch pat[i+1] {
+			case '<', '>':
+				b.WriteString(`\b`)
+			default:
+				b.WriteByte(pat[i])
+				b.WriteByte(pat[i+1])
+			}
+			i++
+			continue
+		}
+		b.WriteByte(pat[i])
+	}
+	return regexp.Compile(b.String())
 }

@@ -15,3 +15,16 @@ func TestSysctlPath(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileERE(t *testing.T) {
+	re, err := compileERE(`^\s*auth\s+required\s+\<pam_faillock\.so\>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !re.MatchString("auth  required  pam_faillock.so preauth") || re.MatchString("auth required xpam_faillock.so") {
+		t.Errorf("word anchors not honoured: %s", re)
+	}
+	if _, err := compileERE(`(a)\1`); err == nil {
+		t.Error("a back-reference compiled; RE2 cannot honour it and must say so")
+	}
+}
