@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vigilfleet/vigil/shared/version.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit bench lint run clean fuzz
+.PHONY: all build test unit bench lint run clean fuzz rules-test coverage
 
 all: build
 
@@ -39,6 +39,15 @@ unit:
 bench: build
 	cd engine && VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 	@echo "(ns/op above is one whole scan; rules/s, roundtrips/scan and peak-RSS-MB are per scan)"
+
+# Every rule's proof cases on real targets, and the table of rules that
+# lack a passing or a failing case.
+rules-test:
+	cd engine && $(GO) test -count=1 -run 'TestCorpus' .
+
+# Framework coverage of the corpus.
+coverage: build
+	./$(BIN)/vigil rules coverage --rules rules
 
 fuzz:
 	cd engine && $(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./rule/

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigilfleet/vigil/engine"
+	"github.com/vigilfleet/vigil/engine/framework"
 	"github.com/vigilfleet/vigil/engine/rule"
 )
 
@@ -27,6 +28,7 @@ const rulesUsage = `Usage: vigil rules <command> [arguments]
 Commands:
   validate [DIR]   load a rule corpus and report every problem in it
   list [flags]     list the rules of a corpus, filtered
+  coverage [flags] framework coverage of a corpus, per framework
 
 Run 'vigil rules <command> -h' for a command's flags.
 `
@@ -55,6 +57,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return runValidate(ctx, args[1:], stdout, stderr)
 	case "list":
 		return runList(ctx, args[1:], stdout, stderr)
+	case "coverage":
+		return runCoverage(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, rulesUsage)
 		return exitOK
@@ -81,6 +85,9 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	rules, err := loadCorpus(dir)
 	if err == nil {
 		err = engine.NewConfig().LoadCorpusDefaults(corpusDir(dir))
+	}
+	if err == nil {
+		_, err = framework.LoadDir(filepath.Join(corpusDir(dir), "frameworks"))
 	}
 	if err != nil {
 		n := printLoadErrors(stderr, err)
