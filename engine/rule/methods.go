@@ -92,8 +92,9 @@ var Methods = map[string]MethodSpec{
 		"rule": {Kind: KindString, Required: true},
 	}},
 	"grub_parameter": {Params: map[string]ParamSpec{
-		"key":      {Kind: KindString, Required: true},
-		"expected": {Kind: KindString},
+		"key":        {Kind: KindString, Required: true},
+		"expected":   {Kind: KindString},
+		"comparator": {Kind: KindString, Enum: comparators}, // Vigil extension
 	}},
 	"selinux_state": {Params: map[string]ParamSpec{
 		"state": {Kind: KindString, Required: true, Enum: []string{"enforcing", "permissive", "disabled"}},

@@ -266,38 +266,58 @@ var (
 	grubDefault  = readReq("/etc/default/grub")
 	grubBLS      = globReq("/boot/loader/entries/*.conf")
 	grubEnv      = readReq("/boot/grub2/grubenv")
-	grubCfgFiles = []target.Request{readReq("/boot/grub/grub.cfg"), readReq("/boot/grub2/grub.cfg")}
+	grubCfgFiles = []target.Request{readReq("/boot/grub/grub.cfg"), readReq("/boot/grub2/grub.cfg"), globReq("/boot/efi/EFI/*/grub.cfg")}
+	// Ubuntu (cloud images especially) adds to the command line in
+	// /etc/default/grub.d/*.cfg, sourced after /etc/default/grub.
+	grubDropins = globReq("/etc/default/grub.d/*.cfg")
 )
 
 func needsGrub(p params, env Env) []target.Request {
-	reqs := append([]target.Request{grubDefault, grubBLS, grubEnv}, grubCfgFiles...)
+	reqs := append([]target.Request{grubDefault, grubDropins, grubBLS, grubEnv}, grubCfgFiles...)
 	if env.Live() {
 		reqs = append(reqs, cmdlineReq)
 	}
 	return reqs
 }
 
-// hasParam reports whether a kernel command line carries key (=expected).
-func hasParam(cmdline, key, expected string) bool {
+// hasParam reports whether a kernel command line carries key (=expected,
+// or with a comparator, a value that compares true: audit_backlog_limit
+// >= 8192). The last occurrence of a key is the one the kernel uses.
+func hasParam(cmdline, key, expected string, cmp ...string) bool {
+	found, last := false, ""
 	for _, tok := range strings.Fields(cmdline) {
 		tok = strings.Trim(tok, `"'`)
-		k, v, hasV := strings.Cut(tok, "=")
-		if k != key {
-			continue
-		}
-		if expected == "" || hasV && v == expected {
-			return true
+		k, v, _ := strings.Cut(tok, "=")
+		if k == key {
+			found, last = true, v
 		}
 	}
-	return false
+	if !found {
+		return false
+	}
+	if expected == "" {
+		return true
+	}
+	c := ""
+	if len(cmp) > 0 {
+		c = cmp[0]
+	}
+	if c == "" || c == "==" {
+		return last == expected
+	}
+	ok, err := compare(last, c, expected, true)
+	return err == nil && ok
 }
 
 func evalGrub(p params, env Env, f *target.Facts) Outcome {
 	const m = "grub_parameter"
-	key, val := p.str("key"), p.str("expected")
+	key, val, cmp := p.str("key"), p.str("expected"), p.str("comparator")
 	want := key
 	if val != "" {
 		want = key + "=" + val
+		if cmp != "" && cmp != "==" {
+			want = key + " " + cmp + " " + val
+		}
 	}
 	var actual, bad []string
 	var first *target.Response
@@ -309,7 +329,7 @@ func evalGrub(p params, env Env, f *target.Facts) Outcome {
 		first = r
 		cl := strings.TrimSpace(string(r.Data))
 		actual = append(actual, "running: "+cl)
-		if !hasParam(cl, key, val) {
+		if !hasParam(cl, key, val, cmp) {
 			bad = append(bad, "the running kernel command line lacks "+want)
 		}
 	}
@@ -348,31 +368,30 @@ func evalGrub(p params, env Env, f *target.Facts) Outcome {
 			n++
 			opts := strings.Join(t[1:], " ")
 			opts = strings.ReplaceAll(opts, "$kernelopts", kernelopts)
-			if !hasParam(opts, key, val) {
+			if !hasParam(opts, key, val, cmp) {
 				bad = append(bad, fmt.Sprintf("%s:%d lacks %s", ft.path, i+1, want))
 			}
 		}
 		actual = append(actual, fmt.Sprintf("%s: %d boot entries checked", ft.path, n))
 	}
+	var defaults []fileText
 	for _, o := range []*Outcome{
-		collect(grubDefault, func(ft fileText) {
-			line := ""
-			for _, k := range []string{"GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT"} {
-				if mt := findKey(ft, k, "="); mt != nil {
-					line += " " + mt.value
-				}
-			}
-			actual = append(actual, ft.path+": "+strings.TrimSpace(line))
-			if !hasParam(line, key, val) {
-				bad = append(bad, ft.path+" GRUB_CMDLINE_LINUX lacks "+want)
-			}
-		}),
+		collect(grubDefault, func(ft fileText) { defaults = append(defaults, ft) }),
+		collect(grubDropins, func(ft fileText) { defaults = append(defaults, ft) }),
 		collect(grubBLS, func(ft fileText) { checkLines(ft, "options") }),
 		collect(grubCfgFiles[0], func(ft fileText) { checkLines(ft, "linux", "linux16", "linuxefi") }),
 		collect(grubCfgFiles[1], func(ft fileText) { checkLines(ft, "linux", "linux16", "linuxefi") }),
+		collect(grubCfgFiles[2], func(ft fileText) { checkLines(ft, "linux", "linux16", "linuxefi") }),
 	} {
 		if o != nil {
 			return *o
+		}
+	}
+	if len(defaults) > 0 {
+		line := grubCmdline(defaults)
+		actual = append(actual, "/etc/default/grub: "+line)
+		if !hasParam(line, key, val, cmp) {
+			bad = append(bad, "/etc/default/grub GRUB_CMDLINE_LINUX lacks "+want)
 		}
 	}
 	e := ev(m, first, want+" at boot and in the GRUB configuration", strings.Join(actual, "; "))
@@ -384,4 +403,28 @@ func evalGrub(p params, env Env, f *target.Facts) Outcome {
 		return verdict(false, strings.Join(bad, "; "), e)
 	}
 	return verdict(true, want+" is set at boot and in every GRUB configuration found", e)
+}
+
+// grubCmdline evaluates the command line /etc/default/grub and its grub.d
+// drop-ins give the kernel, as grub-mkconfig sources them in order: an
+// assignment replaces the value unless it extends itself with
+// $GRUB_CMDLINE_LINUX (or ${...}).
+func grubCmdline(files []fileText) string {
+	vals := map[string]string{}
+	for _, ft := range files {
+		for _, line := range strings.Split(string(ft.data), "\n") {
+			line = strings.TrimSpace(line)
+			for _, k := range []string{"GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT"} {
+				v, ok := strings.CutPrefix(line, k+"=")
+				if !ok {
+					continue
+				}
+				v = unquote(strings.TrimSpace(v))
+				v = strings.ReplaceAll(v, "${"+k+"}", vals[k])
+				v = strings.ReplaceAll(v, "$"+k, vals[k])
+				vals[k] = v
+			}
+		}
+	}
+	return strings.TrimSpace(vals["GRUB_CMDLINE_LINUX"] + " " + vals["GRUB_CMDLINE_LINUX_DEFAULT"])
 }

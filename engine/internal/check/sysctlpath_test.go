@@ -28,3 +28,37 @@ func TestCompileERE(t *testing.T) {
 		t.Error("a back-reference compiled; RE2 cannot honour it and must say so")
 	}
 }
+
+func TestGrubCmdline(t *testing.T) {
+	files := []fileText{
+		{"/etc/default/grub", []byte("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=tty0\"\n")},
+		{"/etc/default/grub.d/50-cloud.cfg", []byte("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX audit=1\"\n")},
+		{"/etc/default/grub.d/60-extra.cfg", []byte("GRUB_CMDLINE_LINUX_DEFAULT=\"${GRUB_CMDLINE_LINUX_DEFAULT} splash\"\n")},
+	}
+	if got := grubCmdline(files); got != "console=tty0 audit=1 quiet splash" {
+		t.Errorf("extending drop-ins: %q", got)
+	}
+	files = append(files, fileText{"/etc/default/grub.d/99-reset.cfg", []byte("GRUB_CMDLINE_LINUX=\"nomodeset\"\n")})
+	if got := grubCmdline(files); got != "nomodeset quiet splash" {
+		t.Errorf("a replacing drop-in: %q", got)
+	}
+}
+
+func TestHasParamComparator(t *testing.T) {
+	cl := "BOOT_IMAGE=/vmlinuz audit=1 audit_backlog_limit=8192 quiet audit_backlog_limit=16384"
+	for _, c := range []struct {
+		key, want, cmp string
+		ok             bool
+	}{
+		{"audit", "1", "", true},
+		{"audit_backlog_limit", "8192", ">=", true},
+		{"audit_backlog_limit", "8192", "", false}, // the last occurrence counts
+		{"audit_backlog_limit", "20000", ">=", false},
+		{"quiet", "", "", true},
+		{"pti", "on", "", false},
+	} {
+		if got := hasParam(cl, c.key, c.want, c.cmp); got != c.ok {
+			t.Errorf("hasParam(%s %s %s) = %v", c.key, c.cmp, c.want, got)
+		}
+	}
+}

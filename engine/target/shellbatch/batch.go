@@ -6,27 +6,46 @@
 // the host, and prints one framed answer per request. The functions here are
 // pure; running the script is the caller's business.
 //
+// The script starts processes per distinct program rather than per request:
+// every stat of the batch is one stat call, missing paths are found with the
+// shell's own test, and all file contents, command outputs and error texts
+// travel through one base64 process (per pool, see below) instead of one per
+// file.
+//
 // Output protocol. Every line the script prints is either a marker line or a
 // field line. A marker line starts with "VIGIL-<nonce> ", where the nonce is
 // 32 random hex digits drawn afresh for every batch:
 //
 //	VIGIL-<nonce> start <remote clock, ns>
 //	VIGIL-<nonce> <i> b          request i begins
-//	<tag> <value>                 field lines, value base64 or integers
+//	<tag> <value>                 field lines: integers or piece numbers
 //	VIGIL-<nonce> <i> e          request i ends
+//	VIGIL-<nonce> stat b         the batch's stat results begin
+//	VIGIL-<nonce> stat e
+//	VIGIL-<nonce> pool <n> b     pieces n, n+1, ... begin
+//	k <len> <len> ...             the byte length of each piece
+//	z <base64>                    all the pieces, concatenated
+//	VIGIL-<nonce> pool <n> e
 //	VIGIL-<nonce> done           the whole batch ran
 //
-// File contents, command output, names and paths only ever travel
-// base64-encoded, so nothing a probed file contains can look like a marker,
-// and the nonce keeps stray output from forging one. The parser is strict:
-// a frame that is missing or malformed fails that request, and output that
-// stops before "done" fails the batch.
+// Frames appear in any order, each at most once (the script answers file
+// requests first). Everything a host controls (file contents, command
+// output, names, paths, error messages) is written to a "piece", a file in
+// the script's private temporary directory; a frame refers to pieces by
+// number, and the pools carry them base64-encoded, cut apart by lengths
+// that stat measured on those private files. So nothing a probed file
+// contains can look like a marker or move a boundary, and the nonce keeps
+// stray output from forging one. The parser is strict: a frame that is
+// missing or malformed, or that refers to a piece or stat result the output
+// lacks, fails that request, and output that stops before "done" fails the
+// batch.
 package shellbatch
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +102,11 @@ func (b *Batch) marker() string { return "VIGIL-" + b.nonce }
 // ReadLimit bytes from a longer one and set Truncated.
 const readCap = target.ReadLimit + 1
 
+// flushAt is how many non-empty pieces the script collects before it sends
+// them as a pool, which bounds the temporary space a batch takes on the
+// host (at most flushAt pieces of readCap bytes, plus one glob's files).
+const flushAt = 32
+
 // prelude starts the script. Everything is wrapped in one brace group
 // closed by "} </dev/null" in the epilogue, for two reasons: the shell must
 // parse the whole group before running any of it, so a script cut short in
@@ -92,110 +116,227 @@ const readCap = target.ReadLimit + 1
 // LC_ALL=C makes stat, glob sorting and error messages predictable (the
 // parser classifies "No such file or directory"). PATH gains the sbin
 // directories, which a non-root SSH login lacks and probes such as `sshd -T`
-// need.
+// need. IFS is set to its default, which the pool flush relies on.
 //
 // One private temporary directory (mktemp -d makes it 0700, whatever the
-// umask, which is left alone for the probes) holds every probe's output;
-// the EXIT trap removes it and the signal traps turn a hang-up or a broken
-// pipe (the SSH connection died) into a normal exit so the EXIT trap runs.
+// umask, which is left alone for the probes) holds every piece; the EXIT
+// trap removes it and the signal traps turn a hang-up or a broken pipe (the
+// SSH connection died) into a normal exit so the EXIT trap runs.
 //
-// Helpers:
+// Pieces. _vnew allocates the next piece number ($_vpi) and its file
+// ($_vpf); _vadd registers an existing file of the directory as the next
+// piece. _vP sends every piece registered since the last pool: their sizes
+// from one stat call, their bytes through one cat | base64 pipeline; it then
+// empties the files to give the space back. _vf calls _vP once flushAt
+// pieces with content are waiting (_vW counts them); every frame helper
+// calls _vf before its begin marker, so pools never split a frame.
 //
-//	_vb TAG FILE   print "TAG <base64 of FILE>" on one line.
-//	_vr PATH       read a file: "d <data>" or "x <stderr>" (the parser
-//	               classifies ENOENT as missing), or "f 1" for a FIFO,
-//	               which is never opened because that could block forever.
-//	_vs MODE ARGS  stat the already expanded ARGS following symlinks, all
-//	               in one stat call: "s <base64 of NUL-separated records>".
-//	               Only when stat complained is each path retried alone, to
-//	               pair every failing path ("p") with its own error ("x").
-//	               MODE g means ARGS came from a glob: a single argument
-//	               that does not exist is the unexpanded pattern, i.e. no
-//	               match, and yields no fields.
-//	_vg MODE ARGS  list the regular files among ARGS ("n", NUL-separated)
-//	               and with MODE c read each one ("d"/"x", in order).
-//	_vx SECS SCRIPT  run SCRIPT with sh -c in its own process, stdin from
-//	               /dev/null, under `timeout` when the host has it. The two
-//	               nested pipes route stdout and stderr each through _vcap,
-//	               which keeps readCap bytes and drains the rest so a chatty
-//	               command neither fills the disk nor dies of SIGPIPE.
-//	               Prints "c <exit code>", "t <start ns> <end ns>" and the
-//	               two outputs.
-//	_vk            packages: the dpkg status file filtered to the fields
+// Frame helpers, each given the request index first:
+//
+//	_vs I PATH     stat a literal path. No fields: [ -e ] (a builtin) sorts
+//	               PATH into the list of existing paths ($_vSL) or the list
+//	               of failing ones ($_vFL), both newline-separated, and the
+//	               parser looks PATH up in the stat section.
+//	_vg I ARGS     stat the expansion ARGS of a pattern: "g <piece>" lists
+//	               the names (NUL-separated), each sorted into the lists. A
+//	               single argument that does not exist is the unexpanded
+//	               pattern, i.e. no match, and yields no fields.
+//	_vr I PATH     read a file (_vrd): "f 1" for a FIFO, which is never
+//	               opened because that could block forever; "m 1" when
+//	               [ -e ] fails, the reason then being in the stat section;
+//	               else one head -c, "d <piece>" or on failure "x <piece>"
+//	               with head's message (ENOENT from a race counts as
+//	               missing).
+//	_vG I MODE ARGS  list the regular files among ARGS, "n <piece>"
+//	               (NUL-separated), and with MODE c read each ("d"/"x"/"m",
+//	               in order).
+//	_vx I SECS SCRIPT  run SCRIPT with sh -c in its own process, stdin from
+//	               /dev/null, under `timeout` when the host has it. Its
+//	               stdout and stderr go through two FIFOs made once per
+//	               batch to two _vcap jobs, which keep readCap bytes and,
+//	               when a stream is longer, drain the rest so a chatty
+//	               command neither fills the disk nor dies of SIGPIPE. The
+//	               shell holds each FIFO open read-write while it starts the
+//	               jobs and the command, so no open() ever blocks: a job or
+//	               command that fails to start cannot hang the batch. Prints
+//	               "c <exit code>", "t <start ns> <end ns>", "o <piece>",
+//	               "e <piece>". Consecutive execs share a clock reading
+//	               ($_vtl): one date call per exec.
+//	_vk I          packages: the dpkg status file filtered to the fields
 //	               ParseDpkgStatus needs ("dc", "d", "de") and, when rpm
 //	               exists, `rpm -qa` ("rc", "r", "re").
-//	_vu UNIT       systemd: "y 0" without systemctl; else is-enabled ("ec",
+//	_vu I UNIT     systemd: "y 0" without systemctl; else is-enabled ("ec",
 //	               "en") and, when systemd runs (/run/systemd/system),
 //	               is-active ("ac", "an").
-//	_vm ERE        kernel module: loaded per /proc/modules ("l 0|1"), file
+//	_vm I ERE      kernel module: loaded per /proc/modules ("l 0|1"), file
 //	               present for the running kernel ("a 0|1"), looked up in a
 //	               list of module files made once per batch.
+//
+// _vS runs after the file requests and prints the stat section: one
+// `stat -L` call over all existing paths ("r <piece>": NUL-separated
+// records of 7 fields) and one over all failing paths ("fn <piece>": the
+// paths, NUL-separated; "fe <piece>": stat's messages, one line per path,
+// in order). When the first call complains, or the second prints a record
+// (a path appeared meanwhile), their paths are stated one by one instead
+// (_v1), as are names that hold a newline, which cannot go in the lists;
+// those answers come as one more r/fn/fe triple.
 const prelude = `{
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}; export PATH
-M='%s'
-echo "$M start $(date +%%s%%N)"
+_vnl='
+'
+IFS=" 	$_vnl"
+M='@NONCE@'
+echo "$M start $(date +%s%N)"
 _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/null) || { echo "$M fatal"; exit 1; }
 trap 'rm -rf "$_vT"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 _vto=; command -v timeout >/dev/null 2>&1 && _vto=1
-_vb() { printf '%%s ' "$1"; base64 -w 0 <"$2"; echo; }
-_vr() {
-  if [ -p "$1" ]; then echo "f 1"; return 0; fi
-  if head -c %d -- "$1" >"$_vT/o" 2>"$_vT/e"; then _vb d "$_vT/o"; else _vb x "$_vT/e"; fi
+_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=; _vtl=
+_vfmt='%n\0%f\0%u\0%g\0%s\0%U\0%G\0'
+_vadd() { _vpi=$_vn; _vn=$((_vn+1)); _vPL="$_vPL $1"; }
+_vnew() { _vadd "p$_vn"; _vpf=$_vT/p$_vpi; : >"$_vpf"; }
+_vW() { for _vj; do [ -s "$_vj" ] && _vw=$((_vw+1)); done; }
+_vP() {
+  _vtl=
+  [ -n "$_vPL" ] || return 0
+  set --; for _vj in $_vPL; do set -- "$@" "$_vT/$_vj"; done
+  echo "$M pool $_vb b"
+  printf 'k '; stat --printf '%s ' -- "$@"; echo
+  printf 'z '; cat -- "$@" | base64 -w 0; echo
+  echo "$M pool $_vb e"
+  for _vj; do : >"$_vj"; done
+  _vb=$_vn; _vPL=; _vw=0
 }
-_vs() {
-  _vmode=$1; shift
-  if [ "$_vmode" = g ] && [ $# -eq 1 ] && [ ! -e "$1" ] && [ ! -L "$1" ]; then return 0; fi
-  stat -L --printf '%%n\0%%f\0%%u\0%%g\0%%s\0%%U\0%%G\0' -- "$@" >"$_vT/o" 2>"$_vT/e"
-  _vb s "$_vT/o"
-  [ -s "$_vT/e" ] || return 0
-  for _vp; do
-    stat -L -c %%f -- "$_vp" >/dev/null 2>"$_vT/e" && continue
-    printf 'p '; printf '%%s' "$_vp" | base64 -w 0; echo
-    _vb x "$_vT/e"
-  done
+_vf() { [ "$_vw" -lt @FLUSH@ ] || _vP; }
+_v1() {
+  _v1=1
+  stat -L --printf "$_vfmt" -- "$1" >>"$_vT/s1r" 2>"$_vT/sx" && return 0
+  printf '%s\0' "$1" >>"$_vT/s1n"
+  _vl=; IFS= read -r _vl <"$_vT/sx"
+  printf '%s\n' "${_vl:-stat: failed without a message}" >>"$_vT/s1e"
 }
+_va() {
+  case $1 in *"$_vnl"*) _v1 "$1"; return 0;; esac
+  if [ -e "$1" ]; then _vSL=$_vSL$1$_vnl; else _vFL=$_vFL$1$_vnl; fi
+}
+_vs() { echo "$M $1 b"; _va "$2"; echo "$M $1 e"; }
 _vg() {
-  _vmode=$1; shift
-  : >"$_vT/l"
+  _vf; _vi=$1; shift
+  echo "$M $_vi b"
+  if [ $# -gt 1 ] || [ -e "$1" ] || [ -L "$1" ]; then
+    _vnew; printf '%s\0' "$@" >"$_vpf"; echo "g $_vpi"
+    for _vp; do _va "$_vp"; done
+  fi
+  echo "$M $_vi e"
+}
+_vrd() {
+  if [ -p "$1" ]; then echo "f 1"; return 0; fi
+  if [ ! -e "$1" ]; then _va "$1"; echo "m 1"; return 0; fi
+  _vnew; _vd=$_vpi; _vnew
+  if head -c @CAP@ -- "$1" >"$_vT/p$_vd" 2>"$_vpf"; then echo "d $_vd"; else echo "x $_vpi"; fi
+  _vW "$_vT/p$_vd" "$_vpf"
+}
+_vr() { _vf; echo "$M $1 b"; _vrd "$2"; echo "$M $1 e"; }
+_vG() {
+  _vf; _vi=$1; _vmode=$2; shift 2
+  echo "$M $_vi b"
+  _vnew; _vlf=$_vpf; echo "n $_vpi"
   for _vp; do
     [ -f "$_vp" ] || continue
-    printf '%%s\0' "$_vp" >>"$_vT/l"
-    if [ "$_vmode" = c ]; then _vr "$_vp"; fi
+    printf '%s\0' "$_vp" >>"$_vlf"
+    if [ "$_vmode" = c ]; then _vrd "$_vp"; fi
   done
-  _vb n "$_vT/l"
+  echo "$M $_vi e"
 }
-_vcap() { head -c %d; cat >/dev/null; }
+_vS() {
+  _vf; _vtl=
+  echo "$M stat b"
+  if [ -n "$_vSL" ]; then
+    IFS=$_vnl; set -f; set -- $_vSL; IFS=" 	$_vnl"; set +f
+    _vnew
+    if stat -L --printf "$_vfmt" -- "$@" >"$_vpf" 2>"$_vT/sx" && [ ! -s "$_vT/sx" ]; then echo "r $_vpi"
+    else for _vp; do _v1 "$_vp"; done; fi
+  fi
+  if [ -n "$_vFL" ]; then
+    IFS=$_vnl; set -f; set -- $_vFL; IFS=" 	$_vnl"; set +f
+    _vnew; _vq=$_vpi; printf '%s\0' "$@" >"$_vpf"
+    _vnew; stat -L --printf "$_vfmt" -- "$@" >"$_vT/sx" 2>"$_vpf"
+    if [ $? -eq 1 ] && [ ! -s "$_vT/sx" ]; then echo "fn $_vq"; echo "fe $_vpi"
+    else for _vp; do _v1 "$_vp"; done; fi
+  fi
+  if [ -n "$_v1" ]; then
+    : >>"$_vT/s1r"; : >>"$_vT/s1n"; : >>"$_vT/s1e"
+    _vadd s1r; echo "r $_vpi"; _vadd s1n; echo "fn $_vpi"; _vadd s1e; echo "fe $_vpi"
+  fi
+  echo "$M stat e"
+}
+_vcap() {
+  exec 4>&- 5>&- 6<&- 7<&-
+  dd bs=@CAP@ count=1 iflag=fullblock of="$1" 2>"$2"
+  _vl=; read -r _vl <"$2"
+  case $_vl in 1+*) exec cat >/dev/null;; esac
+}
 _vx() {
-  _vt0=$(date +%%s%%N)
-  { { if [ -n "$_vto" ]; then timeout -k 2 "$1" sh -c "$2"; else sh -c "$2"; fi </dev/null 2>&1 1>&3 3>&-; echo $? >"$_vT/c"; } | _vcap >"$_vT/e" 3>&-; } 3>&1 | _vcap >"$_vT/o"
-  _vt1=$(date +%%s%%N)
-  _vc=; read -r _vc <"$_vT/c"
-  echo "c $_vc"; echo "t $_vt0 $_vt1"; _vb o "$_vT/o"; _vb e "$_vT/e"
+  _vf
+  echo "$M $1 b"
+  _vnew; _vo=$_vpi; _vnew; _ve=$_vpi
+  [ -n "$_vtl" ] || _vtl=$(date +%s%N)
+  exec 4<>"$_vT/fo" 6<"$_vT/fo" 5<>"$_vT/fe" 7<"$_vT/fe"
+  _vcap "$_vT/p$_vo" "$_vT/do" <&6 &
+  _vcap "$_vT/p$_ve" "$_vT/de" <&7 &
+  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&-
+  _vc=$?
+  exec 4>&- 5>&- 6<&- 7<&-
+  wait
+  _vt1=$(date +%s%N)
+  echo "c $_vc"; echo "t $_vtl $_vt1"; echo "o $_vo"; echo "e $_ve"
+  echo "$M $1 e"
+  _vtl=$_vt1
+  _vW "$_vT/p$_vo" "$_vT/p$_ve"
 }
 _vk() {
+  _vf; _vtl=
+  echo "$M $1 b"
   if [ -e /var/lib/dpkg/status ]; then
-    grep -E '^(Package|Status|Version):|^$' /var/lib/dpkg/status >"$_vT/o" 2>"$_vT/e"
-    echo "dc $?"; _vb d "$_vT/o"; _vb de "$_vT/e"
+    _vnew; _vo=$_vpi; _vnew
+    grep -E '^(Package|Status|Version):|^$' /var/lib/dpkg/status >"$_vT/p$_vo" 2>"$_vpf"
+    echo "dc $?"; echo "d $_vo"; echo "de $_vpi"
+    _vW "$_vT/p$_vo"
   fi
   if command -v rpm >/dev/null 2>&1; then
-    rpm -qa --qf '%%{NAME}\t%%{VERSION}-%%{RELEASE}\n' </dev/null >"$_vT/o" 2>"$_vT/e"
-    echo "rc $?"; _vb r "$_vT/o"; _vb re "$_vT/e"
+    _vnew; _vo=$_vpi; _vnew
+    rpm -qa --qf '%{NAME}\t%{VERSION}-%{RELEASE}\n' </dev/null >"$_vT/p$_vo" 2>"$_vpf"
+    echo "rc $?"; echo "r $_vo"; echo "re $_vpi"
+    _vW "$_vT/p$_vo"
   fi
+  echo "$M $1 e"
 }
 _vu() {
-  if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"; return 0; fi
-  echo "y 1"
-  systemctl is-enabled -- "$1" </dev/null >"$_vT/o" 2>/dev/null; echo "ec $?"; _vb en "$_vT/o"
-  if [ -d /run/systemd/system ]; then
-    systemctl is-active -- "$1" </dev/null >"$_vT/o" 2>/dev/null; echo "ac $?"; _vb an "$_vT/o"
+  _vf; _vtl=
+  echo "$M $1 b"
+  if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"
+  else
+    echo "y 1"
+    _vnew; systemctl is-enabled -- "$2" </dev/null >"$_vpf" 2>/dev/null; echo "ec $?"; echo "en $_vpi"
+    if [ -d /run/systemd/system ]; then
+      _vnew; systemctl is-active -- "$2" </dev/null >"$_vpf" 2>/dev/null; echo "ac $?"; echo "an $_vpi"
+    fi
   fi
+  echo "$M $1 e"
 }
 _vm() {
-  if grep -q -E "^$1 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
-  if grep -q -E "/$1"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
+  _vf; _vtl=
+  echo "$M $1 b"
+  if grep -q -E "^$2 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
+  if grep -q -E "/$2"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
+  echo "$M $1 e"
 }
+`
+
+// execPrelude makes the two FIFOs the exec helper routes output through,
+// only in batches that run commands.
+const execPrelude = `mkfifo "$_vT/fo" "$_vT/fe" 2>/dev/null || { echo "$M fatal"; exit 1; }
 `
 
 // modulePrelude lists the module files of the running kernel once, only in
@@ -204,57 +345,83 @@ _vm() {
 const modulePrelude = `find "/lib/modules/$(uname -r)/" -type f -name '*.ko*' >"$_vT/m" 2>/dev/null
 `
 
-// epilogue marks a batch that ran to the end, and closes the brace group
-// opened by prelude with stdin from /dev/null.
-const epilogue = `echo "$M done"
+// epilogue sends the pieces still waiting, marks a batch that ran to the
+// end, and closes the brace group opened by prelude with stdin from
+// /dev/null.
+const epilogue = `_vP
+echo "$M done"
 } </dev/null
 `
 
-// build writes the script. Each embedded request is one frame: a begin
-// marker, one helper call whose every argument is shell-quoted, an end
-// marker.
+// isFileOp tells the requests answered in the file section, before _vS.
+func isFileOp(op target.Op) bool {
+	return op == target.OpRead || op == target.OpStat || op == target.OpGlob
+}
+
+// build writes the script: the prelude, one helper call per file request
+// (shell-quoted arguments), the stat section, one helper call per other
+// request, the epilogue. Each helper call prints its request's frame.
 func (b *Batch) build() []byte {
 	var s strings.Builder
 	s.WriteString("# vigil fact batch: one frame per request, see package shellbatch\n")
-	fmt.Fprintf(&s, prelude, b.marker(), readCap, readCap)
-	for _, r := range b.reqs {
-		if r.Op == target.OpModule {
-			s.WriteString(modulePrelude)
-			break
-		}
+	strings.NewReplacer("@NONCE@", b.marker(), "@CAP@", strconv.Itoa(readCap), "@FLUSH@", strconv.Itoa(flushAt)).WriteString(&s, prelude)
+	if slices.ContainsFunc(b.reqs, func(r target.Request) bool { return r.Op == target.OpExec }) {
+		s.WriteString(execPrelude)
 	}
+	if slices.ContainsFunc(b.reqs, func(r target.Request) bool { return r.Op == target.OpModule }) {
+		s.WriteString(modulePrelude)
+	}
+	calls := make([]string, len(b.reqs))
 	for i, r := range b.reqs {
-		call, err := command(r)
+		call, err := command(i, r)
 		if err != nil {
 			b.preErr[i] = err
 			continue
 		}
-		fmt.Fprintf(&s, "echo \"$M %d b\"\n%s\necho \"$M %d e\"\n", i, call, i)
+		calls[i] = call
+	}
+	files := false
+	for i, r := range b.reqs {
+		if calls[i] != "" && isFileOp(r.Op) {
+			s.WriteString(calls[i] + "\n")
+			files = true
+		}
+	}
+	if files {
+		s.WriteString("_vS\n")
+	}
+	for i, r := range b.reqs {
+		if calls[i] != "" && !isFileOp(r.Op) {
+			s.WriteString(calls[i] + "\n")
+		}
 	}
 	s.WriteString(epilogue)
 	return []byte(s.String())
 }
 
-// command renders the helper call answering r.
-func command(r target.Request) (string, error) {
+// command renders the helper call answering r, request i of the batch.
+func command(i int, r target.Request) (string, error) {
+	call := func(helper string, args ...string) string {
+		return helper + " " + strconv.Itoa(i) + " " + strings.Join(args, " ")
+	}
 	switch r.Op {
 	case target.OpRead:
 		if err := checkPath("path", r.Path); err != nil {
 			return "", err
 		}
-		return "_vr " + Quote(r.Path), nil
+		return call("_vr", Quote(r.Path)), nil
 	case target.OpStat:
 		if err := checkPath("path", r.Path); err != nil {
 			return "", err
 		}
 		if !hasMeta(r.Path) {
-			return "_vs l " + Quote(r.Path), nil
+			return call("_vs", Quote(r.Path)), nil
 		}
 		g, err := QuoteGlob(r.Path)
 		if err != nil {
 			return "", err
 		}
-		return "_vs g " + g, nil
+		return call("_vg", g), nil
 	case target.OpGlob:
 		if err := checkPath("pattern", r.Path); err != nil {
 			return "", err
@@ -270,7 +437,7 @@ func command(r target.Request) (string, error) {
 		if r.Content {
 			mode = "c"
 		}
-		return "_vg " + mode + " " + g, nil
+		return call("_vG", mode, g), nil
 	case target.OpExec:
 		if strings.ContainsRune(r.Script, 0) {
 			return "", fmt.Errorf("script contains a NUL byte")
@@ -278,20 +445,20 @@ func command(r target.Request) (string, error) {
 		if strings.TrimSpace(r.Script) == "" {
 			return "", fmt.Errorf("empty script")
 		}
-		return "_vx " + timeoutArg(r.Timeout) + " " + Quote(r.Script), nil
+		return call("_vx", timeoutArg(r.Timeout), Quote(r.Script)), nil
 	case target.OpPackages:
-		return "_vk", nil
+		return "_vk " + strconv.Itoa(i), nil
 	case target.OpService:
 		if err := checkPath("unit name", r.Path); err != nil {
 			return "", err
 		}
-		return "_vu " + Quote(r.Path), nil
+		return call("_vu", Quote(r.Path)), nil
 	case target.OpModule:
 		re, err := moduleRegexp(r.Path)
 		if err != nil {
 			return "", err
 		}
-		return "_vm " + Quote(re), nil
+		return call("_vm", Quote(re)), nil
 	}
 	return "", fmt.Errorf("unknown op %q", r.Op)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,13 +30,29 @@ var (
 	ErrTimeout = errors.New("command timed out")
 )
 
-// field is one "tag value" line of a frame.
+// field is one "tag value" line of a frame or section.
 type field struct{ tag, val string }
 
-// frame is what the output holds for one request.
+// frame is what the output holds for one request, or for one stat or pool
+// section.
 type frame struct {
 	fields []field
 	ok     bool // begin and end markers both seen, in order
+}
+
+// pool is one "pool <base>" section: pieces base, base+1, ...
+type pool struct {
+	base int
+	frame
+}
+
+// output is the split output of a batch.
+type output struct {
+	frames      []*frame // by request index
+	stats       []*frame // stat sections, in order
+	pools       []*pool
+	remoteStart int64
+	done        bool
 }
 
 // Parse reads the output of Script and returns one response per request,
@@ -45,51 +62,64 @@ type frame struct {
 //
 // The error is non-nil when the batch as a whole failed: the output has no
 // start marker, or stops before "done" (ErrIncomplete). Requests without a
-// complete, well-formed frame then carry Response.Err; those answered
-// before the output stopped keep their answers.
+// complete, well-formed frame, or whose data (pool or stat section) did
+// not arrive, then carry Response.Err; those answered before the output
+// stopped keep their answers.
 func (b *Batch) Parse(out []byte, started time.Time, elapsed time.Duration) ([]target.Response, error) {
 	resps := make([]target.Response, len(b.reqs))
 	for i, r := range b.reqs {
 		resps[i] = target.Response{Req: r, Started: started, Duration: elapsed}
 	}
-	frames, remoteStart, done, err := b.split(out)
+	o, err := b.split(out)
+	if err == nil && !o.done {
+		err = ErrIncomplete
+	}
+	d := &decoder{pieces: decodePools(o.pools), remoteStart: o.remoteStart}
+	d.stat, d.statErr = decodeStats(o.stats, d.pieces)
 	for i := range resps {
+		f := o.frames[i]
 		switch {
 		case b.preErr[i] != nil:
 			resps[i].Err = b.preErr[i]
-		case frames[i] == nil:
+		case f == nil:
 			if err != nil {
 				resps[i].Err = fmt.Errorf("%w: %w", ErrNoFrame, err)
 			} else {
 				resps[i].Err = ErrNoFrame
 			}
-		case !frames[i].ok:
+		case !f.ok:
 			resps[i].Err = fmt.Errorf("%w: frame not closed", ErrMalformed)
 		default:
-			if ferr := decode(&resps[i], frames[i].fields, remoteStart); ferr != nil {
+			ferr := d.decode(&resps[i], f.fields)
+			if ferr == nil {
+				break
+			}
+			// Nothing half-decoded survives a failed frame.
+			resps[i] = target.Response{Req: b.reqs[i], Started: started, Duration: elapsed}
+			if errors.Is(ferr, errLost) && err != nil {
+				// The data a complete frame refers to comes later in
+				// the output, which stopped before it.
+				resps[i].Err = fmt.Errorf("%w: %s: %w", ErrNoFrame, b.reqs[i].Op, err)
+			} else {
 				resps[i].Err = fmt.Errorf("%w: %s: %w", ErrMalformed, b.reqs[i].Op, ferr)
 			}
 		}
 	}
-	if err == nil && !done {
-		err = ErrIncomplete
-	}
 	return resps, err
 }
 
-// split walks the output lines and collects the frames. Lines before the
-// start marker (a login banner, a noisy shell rc file) and lines outside
-// frames are ignored; inside a frame every line must be a field or the
-// frame's own end marker. A begin marker for anything but the next request
-// still waiting, or an end marker for another frame, leaves the open frame
-// unclosed, which fails its request.
-func (b *Batch) split(out []byte) (frames []*frame, remoteStart int64, done bool, err error) {
-	frames = make([]*frame, len(b.reqs))
+// split walks the output lines and collects the frames and sections. Lines
+// before the start marker (a login banner, a noisy shell rc file) and lines
+// outside frames are ignored; inside a frame or section every line must be
+// a field or its own end marker. Any other marker leaves the open frame
+// unclosed, which fails it. A frame may come in any order, but only once:
+// a repeated begin marker is ignored, with what follows it.
+func (b *Batch) split(out []byte) (*output, error) {
+	o := &output{frames: make([]*frame, len(b.reqs))}
 	prefix := b.marker() + " "
 	started := false
 	var cur *frame
-	curIdx := -1
-	next := 0 // frames arrive in request order
+	var curEnd string // the marker words closing cur
 	for len(out) > 0 {
 		nl := bytes.IndexByte(out, '\n')
 		if nl < 0 {
@@ -103,52 +133,213 @@ func (b *Batch) split(out []byte) (frames []*frame, remoteStart int64, done bool
 			if cur != nil {
 				tag, val, ok := strings.Cut(line, " ")
 				if !ok || !validTag(tag) {
-					cur, curIdx = nil, -1 // left unclosed: malformed
+					cur = nil // left unclosed: malformed
 					continue
 				}
 				cur.fields = append(cur.fields, field{tag, val})
 			}
 			continue
 		}
-		words := strings.Split(strings.TrimPrefix(line, prefix), " ")
+		rest := strings.TrimPrefix(line, prefix)
+		words := strings.Split(rest, " ")
 		switch {
 		case len(words) == 2 && words[0] == "start" && !started:
 			started = true
-			remoteStart, _ = strconv.ParseInt(words[1], 10, 64) // 0 if date lacks %N
+			o.remoteStart, _ = strconv.ParseInt(words[1], 10, 64) // 0 if date lacks %N
+			continue
 		case !started:
 			// Marker before start: not ours to believe.
-		case len(words) == 1 && words[0] == "done":
-			return frames, remoteStart, true, nil
-		case len(words) == 1 && words[0] == "fatal":
-			return frames, remoteStart, false, ErrRemoteSetup
-		case len(words) == 2 && (words[1] == "b" || words[1] == "e"):
-			i, perr := strconv.Atoi(words[0])
-			if perr != nil || i >= len(b.reqs) || strconv.Itoa(i) != words[0] {
-				cur, curIdx = nil, -1
+			continue
+		case rest == "done":
+			o.done = true
+			return o, nil
+		case rest == "fatal":
+			return o, ErrRemoteSetup
+		case cur != nil && rest == curEnd:
+			cur.ok = true
+			cur = nil
+			continue
+		}
+		cur = nil
+		switch {
+		case len(words) == 2 && words[1] == "b" && words[0] == "stat":
+			cur, curEnd = &frame{}, "stat e"
+			o.stats = append(o.stats, cur)
+		case len(words) == 2 && words[1] == "b":
+			i, ok := index(words[0], len(b.reqs))
+			if !ok || o.frames[i] != nil {
+				continue // a frame may not repeat
+			}
+			cur, curEnd = &frame{}, words[0]+" e"
+			o.frames[i] = cur
+		case len(words) == 3 && words[0] == "pool" && words[2] == "b":
+			base, ok := index(words[1], math.MaxInt32)
+			if !ok {
 				continue
 			}
-			if words[1] == "b" {
-				cur, curIdx = nil, -1
-				if i < next {
-					continue // a frame may not repeat or go back
-				}
-				cur, curIdx = &frame{}, i
-				frames[i] = cur
-				next = i + 1
-			} else if cur != nil && curIdx == i {
-				cur.ok = true
-				cur, curIdx = nil, -1
-			} else {
-				cur, curIdx = nil, -1
-			}
-		default:
-			cur, curIdx = nil, -1
+			p := &pool{base: base}
+			o.pools = append(o.pools, p)
+			cur, curEnd = &p.frame, "pool "+words[1]+" e"
 		}
 	}
 	if !started {
-		return frames, 0, false, fmt.Errorf("%w: no start marker", ErrIncomplete)
+		return o, fmt.Errorf("%w: no start marker", ErrIncomplete)
 	}
-	return frames, remoteStart, false, ErrIncomplete
+	return o, ErrIncomplete
+}
+
+// index parses a decimal index below n, in canonical form.
+func index(s string, n int) (int, bool) {
+	i, err := strconv.Atoi(s)
+	if err != nil || i < 0 || i >= n || strconv.Itoa(i) != s {
+		return 0, false
+	}
+	return i, true
+}
+
+// errLost marks data a frame refers to that is not in the output.
+var errLost = errors.New("not in the output")
+
+// decodePools cuts the pools into pieces, indexed by number. The pools
+// must follow each other without gap: one that does not start where the
+// previous ended is ignored, with all after it. A pool whose lengths do not
+// add up to its data still takes its numbers, but supplies no piece.
+func decodePools(pools []*pool) map[int][]byte {
+	pieces := map[int][]byte{}
+	next := 0
+	for _, p := range pools {
+		if p.base != next || !p.ok {
+			break
+		}
+		c := &fields{f: p.fields}
+		k, ok := c.take("k")
+		if !ok {
+			break // cannot tell how many numbers it took
+		}
+		lens := strings.Fields(k)
+		data := c.bytes("z")
+		ok = c.end() == nil
+		n := make([]int, len(lens))
+		total := 0
+		for j, l := range lens {
+			x, err := strconv.Atoi(l)
+			if err != nil || x < 0 || x > len(data)-total {
+				ok = false
+				break
+			}
+			n[j] = x
+			total += x
+		}
+		if ok && total == len(data) {
+			for j, x := range n {
+				pieces[next+j] = data[:x:x]
+				data = data[x:]
+			}
+		}
+		next += len(lens)
+	}
+	return pieces
+}
+
+// statAnswers are the results of the stat section, by path.
+type statAnswers struct {
+	recs  map[string]target.FileInfo // stat succeeded
+	fails map[string]string          // stat failed: its message
+}
+
+// decodeStats reads the batch's stat section: records ("r") and failures
+// ("fn" paths with "fe" messages, one line each, paired in order).
+func decodeStats(secs []*frame, pieces map[int][]byte) (*statAnswers, error) {
+	switch {
+	case len(secs) == 0:
+		return nil, fmt.Errorf("stat section %w", errLost)
+	case len(secs) > 1:
+		return nil, fmt.Errorf("more than one stat section")
+	case !secs[0].ok:
+		return nil, fmt.Errorf("stat section not closed")
+	}
+	a := &statAnswers{recs: map[string]target.FileInfo{}, fails: map[string]string{}}
+	c := &fields{f: secs[0].fields, pieces: pieces}
+	for c.more() {
+		switch c.peek() {
+		case "r":
+			recs := bytes.Split(c.piece("r"), []byte{0})
+			if c.err != nil {
+				break
+			}
+			// Records are 7 NUL-terminated fields, so the split leaves one
+			// trailing empty element.
+			if len(recs)%7 != 1 || len(recs[len(recs)-1]) != 0 {
+				c.err = fmt.Errorf("stat records: %d fields", len(recs)-1)
+				break
+			}
+			for i := 0; i+7 <= len(recs)-1; i += 7 {
+				fi, err := statRecord(recs[i : i+7])
+				if err != nil {
+					c.err = err
+					break
+				}
+				a.recs[fi.Path] = fi
+			}
+		default:
+			names := c.piece("fn")
+			msgs := c.piece("fe")
+			if c.err != nil {
+				break
+			}
+			paths := nulList(names)
+			lines := strings.Split(strings.TrimSuffix(string(msgs), "\n"), "\n")
+			if paths == nil || len(paths) != len(lines) || !bytes.HasSuffix(msgs, []byte("\n")) {
+				if len(paths) == 0 && len(msgs) == 0 {
+					break
+				}
+				c.err = fmt.Errorf("stat failures: %d paths, %d messages", len(paths), len(lines))
+				break
+			}
+			for i, p := range paths {
+				a.fails[p] = errText([]byte(lines[i]))
+			}
+		}
+	}
+	if err := c.end(); err != nil {
+		return nil, fmt.Errorf("stat section: %w", err)
+	}
+	return a, nil
+}
+
+// nulList splits a list of NUL-terminated names; nil when the list is not
+// NUL-terminated or holds an empty name.
+func nulList(b []byte) []string {
+	if len(b) == 0 {
+		return []string{}
+	}
+	if b[len(b)-1] != 0 {
+		return nil
+	}
+	var out []string
+	for p := range bytes.SplitSeq(b[:len(b)-1], []byte{0}) {
+		if len(p) == 0 {
+			return nil
+		}
+		out = append(out, string(p))
+	}
+	return out
+}
+
+// lookup answers a stat of one path from the stat section: its record, or
+// its failure (a missing path is not an error).
+func (a *statAnswers) lookup(p string) (target.FileInfo, bool) {
+	if fi, ok := a.recs[p]; ok {
+		return fi, true
+	}
+	if msg, ok := a.fails[p]; ok {
+		fi := target.FileInfo{Path: p}
+		if !isNotExist(msg) {
+			fi.Err = msg
+		}
+		return fi, true
+	}
+	return target.FileInfo{}, false
 }
 
 // validTag accepts the short lower-case tags the script prints.
@@ -167,8 +358,9 @@ func validTag(t string) bool {
 // fields is a cursor over a frame's fields with typed accessors; the first
 // protocol violation sticks in err.
 type fields struct {
-	f   []field
-	err error
+	f      []field
+	pieces map[int][]byte
+	err    error
 }
 
 func (c *fields) more() bool { return c.err == nil && len(c.f) > 0 }
@@ -195,6 +387,31 @@ func (c *fields) take(tag string) (string, bool) {
 	v := c.f[0].val
 	c.f = c.f[1:]
 	return v, true
+}
+
+// string returns the raw value of a field.
+func (c *fields) string(tag string) string {
+	v, _ := c.take(tag)
+	return v
+}
+
+// piece returns the piece a field refers to by number.
+func (c *fields) piece(tag string) []byte {
+	v, ok := c.take(tag)
+	if !ok {
+		return nil
+	}
+	n, ok := index(v, math.MaxInt32)
+	if !ok {
+		c.err = fmt.Errorf("field %q: bad piece number %q", tag, v)
+		return nil
+	}
+	d, ok := c.pieces[n]
+	if !ok {
+		c.err = fmt.Errorf("field %q: piece %d %w", tag, n, errLost)
+		return nil
+	}
+	return d
 }
 
 func (c *fields) bytes(tag string) []byte {
@@ -264,18 +481,26 @@ func (c *fields) end() error {
 	return c.err
 }
 
+// decoder turns frames into responses, with what the whole output holds.
+type decoder struct {
+	pieces      map[int][]byte
+	stat        *statAnswers
+	statErr     error
+	remoteStart int64
+}
+
 // decode fills r from the fields of its frame.
-func decode(r *target.Response, ff []field, remoteStart int64) error {
-	c := &fields{f: ff}
+func (d *decoder) decode(r *target.Response, ff []field) error {
+	c := &fields{f: ff, pieces: d.pieces}
 	switch r.Req.Op {
 	case target.OpRead:
-		decodeRead(c, r)
+		d.decodeRead(c, r)
 	case target.OpStat:
-		decodeStat(c, r)
+		d.decodeStat(c, r)
 	case target.OpGlob:
-		decodeGlob(c, r)
+		d.decodeGlob(c, r)
 	case target.OpExec:
-		decodeExec(c, r, remoteStart)
+		decodeExec(c, r, d.remoteStart)
 	case target.OpPackages:
 		decodePackages(c, r)
 	case target.OpService:
@@ -289,7 +514,7 @@ func decode(r *target.Response, ff []field, remoteStart int64) error {
 	return c.end()
 }
 
-// readResult decodes one "_vr" answer: data, a file-level error, or
+// readResult decodes one "_vrd" answer: data, a file-level error, or
 // nonexistence.
 type readResult struct {
 	exists    bool
@@ -298,29 +523,50 @@ type readResult struct {
 	err       string
 }
 
-func takeRead(c *fields) readResult {
+func (d *decoder) takeRead(c *fields, path string) readResult {
 	switch c.peek() {
 	case "f":
 		c.flag("f")
 		return readResult{exists: true, err: "is a named pipe (FIFO); not read"}
+	case "m":
+		// [ -e ] failed; the stat section says why.
+		if !c.flag("m") {
+			c.err = fmt.Errorf("field \"m\": want 1")
+			return readResult{}
+		}
+		if d.statErr != nil {
+			c.err = d.statErr
+			return readResult{}
+		}
+		if msg, ok := d.stat.fails[path]; ok {
+			if isNotExist(msg) {
+				return readResult{}
+			}
+			return readResult{exists: true, err: msg}
+		}
+		if _, ok := d.stat.recs[path]; !ok {
+			c.err = fmt.Errorf("no stat answer for %q", path)
+		}
+		// It appeared after it was found missing: missing when read.
+		return readResult{}
 	case "x":
-		msg := errText(c.bytes("x"))
+		msg := errText(c.piece("x"))
 		if isNotExist(msg) {
 			return readResult{}
 		}
 		return readResult{exists: true, err: msg}
 	default:
-		d := c.bytes("d")
-		res := readResult{exists: true, data: d}
-		if len(d) > target.ReadLimit {
-			res.data, res.truncated = d[:target.ReadLimit], true
+		data := c.piece("d")
+		res := readResult{exists: true, data: data}
+		if len(data) > target.ReadLimit {
+			res.data, res.truncated = data[:target.ReadLimit], true
 		}
 		return res
 	}
 }
 
-func decodeRead(c *fields, r *target.Response) {
-	res := takeRead(c)
+func (d *decoder) decodeRead(c *fields, r *target.Response) {
+	res := d.takeRead(c, r.Req.Path)
 	if c.err != nil {
 		return
 	}
@@ -349,42 +595,33 @@ func errText(b []byte) string {
 	return s
 }
 
-func decodeStat(c *fields, r *target.Response) {
-	if !c.more() {
-		return // a pattern without match
+func (d *decoder) decodeStat(c *fields, r *target.Response) {
+	var paths []string
+	if !hasMeta(r.Req.Path) {
+		paths = []string{r.Req.Path}
+	} else if c.more() {
+		// A pattern with matches; none means no fields at all.
+		if paths = nulList(c.piece("g")); paths == nil && c.err == nil {
+			c.err = fmt.Errorf("bad list of matches")
+		}
 	}
-	recs := bytes.Split(c.bytes("s"), []byte{0})
-	if c.err != nil {
+	if c.err != nil || len(paths) == 0 {
 		return
 	}
-	// Records are 7 NUL-terminated fields, so the split leaves one
-	// trailing empty element.
-	if len(recs)%7 != 1 || len(recs[len(recs)-1]) != 0 {
-		c.err = fmt.Errorf("stat records: %d fields", len(recs)-1)
+	if d.statErr != nil {
+		c.err = d.statErr
 		return
 	}
-	for i := 0; i+7 <= len(recs)-1; i += 7 {
-		fi, err := statRecord(recs[i : i+7])
-		if err != nil {
-			c.err = err
+	for _, p := range paths {
+		fi, ok := d.stat.lookup(p)
+		if !ok {
+			c.err = fmt.Errorf("no stat answer for %q", p)
 			return
 		}
 		r.Files = append(r.Files, fi)
 	}
-	for c.more() {
-		p := string(c.bytes("p"))
-		msg := errText(c.bytes("x"))
-		if c.err != nil {
-			return
-		}
-		fi := target.FileInfo{Path: p}
-		if !isNotExist(msg) {
-			fi.Err = msg
-		}
-		r.Files = append(r.Files, fi)
-	}
-	// stat answered in argument order and failures came after; the shell
-	// expanded the glob in C-locale (byte) order, so sorting restores it.
+	// The shell expanded the glob in C-locale (byte) order; sort all the
+	// same, as every target answers sorted.
 	sort.SliceStable(r.Files, func(i, j int) bool { return r.Files[i].Path < r.Files[j].Path })
 }
 
@@ -439,26 +676,27 @@ func fileType(mode uint32) string {
 	return "unknown"
 }
 
-func decodeGlob(c *fields, r *target.Response) {
-	var reads []readResult
-	for c.more() && c.peek() != "n" {
-		reads = append(reads, takeRead(c))
-	}
-	list := c.bytes("n")
+func (d *decoder) decodeGlob(c *fields, r *target.Response) {
+	paths := nulList(c.piece("n"))
 	if c.err != nil {
 		return
 	}
-	var paths []string
-	if len(list) > 0 {
-		if list[len(list)-1] != 0 {
-			c.err = fmt.Errorf("glob list not NUL-terminated")
+	if paths == nil {
+		c.err = fmt.Errorf("bad glob list")
+		return
+	}
+	var reads []readResult
+	for i := 0; c.more(); i++ {
+		if !r.Req.Content || i >= len(paths) {
+			c.err = fmt.Errorf("glob: %d paths but more contents", len(paths))
 			return
 		}
-		for _, p := range bytes.Split(list[:len(list)-1], []byte{0}) {
-			paths = append(paths, string(p))
-		}
+		reads = append(reads, d.takeRead(c, paths[i]))
 	}
-	if r.Req.Content && len(reads) != len(paths) || !r.Req.Content && len(reads) != 0 {
+	if c.err != nil {
+		return
+	}
+	if r.Req.Content && len(reads) != len(paths) {
 		c.err = fmt.Errorf("glob: %d paths but %d contents", len(paths), len(reads))
 		return
 	}
@@ -482,8 +720,8 @@ func decodeGlob(c *fields, r *target.Response) {
 func decodeExec(c *fields, r *target.Response, remoteStart int64) {
 	code := c.int("c")
 	t := c.ints("t", 2)
-	stdout := c.bytes("o")
-	stderr := c.bytes("e")
+	stdout := c.piece("o")
+	stderr := c.piece("e")
 	if c.err != nil {
 		return
 	}
@@ -518,8 +756,8 @@ func decodePackages(c *fields, r *target.Response) {
 	var failures []string
 	if c.peek() == "dc" {
 		code := c.int("dc")
-		data := c.bytes("d")
-		stderr := c.bytes("de")
+		data := c.piece("d")
+		stderr := c.piece("de")
 		switch {
 		case c.err != nil:
 			return
@@ -534,8 +772,8 @@ func decodePackages(c *fields, r *target.Response) {
 	}
 	if c.peek() == "rc" {
 		code := c.int("rc")
-		data := c.bytes("r")
-		stderr := c.bytes("re")
+		data := c.piece("r")
+		stderr := c.piece("re")
 		if c.err != nil {
 			return
 		}
@@ -563,9 +801,9 @@ func decodeService(c *fields, r *target.Response) {
 	if !c.flag("y") {
 		return // no systemctl: not observable, both empty
 	}
-	r.Enabled = unitState(c.int("ec"), c.bytes("en"))
+	r.Enabled = unitState(c.int("ec"), c.piece("en"))
 	if c.peek() == "ac" {
-		r.Active = unitState(c.int("ac"), c.bytes("an"))
+		r.Active = unitState(c.int("ac"), c.piece("an"))
 	}
 }
 
