@@ -16,6 +16,7 @@ import (
 	"github.com/vigilfleet/vigil/engine"
 	"github.com/vigilfleet/vigil/engine/result"
 	"github.com/vigilfleet/vigil/engine/rule"
+	"github.com/vigilfleet/vigil/engine/shell"
 	"github.com/vigilfleet/vigil/engine/sshtarget"
 	"github.com/vigilfleet/vigil/engine/testtarget"
 )
@@ -221,8 +222,15 @@ func runCase(t *testing.T, r *rule.Rule, all []*rule.Rule, cfg *engine.Config, c
 // as an unprivileged user with sudo.
 func sshCase(ctx context.Context, t *testing.T, c ruleCase) (*engine.Session, string) {
 	opts := testtarget.Options{Files: map[string]testtarget.File{}, Remove: c.Remove}
+	var chmods []string
 	for p, content := range c.Files {
-		opts.Files[p] = testtarget.File{Data: []byte(content), Mode: caseMode(t, c, p)}
+		mode, set := caseMode(t, c, p)
+		opts.Files[p] = testtarget.File{Data: []byte(content), Mode: mode}
+		if set && mode == 0 {
+			// The harness reads zero permission bits as "keep the root's
+			// mode", so mode 0000 is applied once the target runs.
+			chmods = append(chmods, "chmod 0000 "+shell.Quote(p))
+		}
 	}
 	if c.OS != "" {
 		// /etc/os-release links to /usr/lib/os-release on Debian: set both.
@@ -230,8 +238,8 @@ func sshCase(ctx context.Context, t *testing.T, c ruleCase) (*engine.Session, st
 		opts.Files["/usr/lib/os-release"] = testtarget.File{Data: []byte(osRelease[c.OS])}
 	}
 	h := testtarget.Start(t, opts)
-	if c.Run != "" {
-		if out, errOut, err := h.Exec(ctx, c.Run); err != nil {
+	if setup := strings.Join(append(chmods, c.Run), "\n"); strings.TrimSpace(setup) != "" {
+		if out, errOut, err := h.Exec(ctx, setup); err != nil {
 			t.Fatalf("case %s: setup script: %v\n%s%s", c.Name, err, out, errOut)
 		}
 	}
@@ -272,8 +280,8 @@ func rootDirCase(ctx context.Context, t *testing.T, c ruleCase) *engine.Session 
 	}
 	write("/etc/os-release", osRelease[osName], 0o644)
 	for p, content := range c.Files {
-		mode := caseMode(t, c, p)
-		if mode == 0 {
+		mode, set := caseMode(t, c, p)
+		if !set {
 			mode = 0o644
 		}
 		write(p, content, mode)
@@ -304,16 +312,17 @@ func rootDirCase(ctx context.Context, t *testing.T, c ruleCase) *engine.Session 
 	return s
 }
 
-func caseMode(t *testing.T, c ruleCase, p string) os.FileMode {
+// caseMode returns the mode a case gives a file, and whether it gives one.
+func caseMode(t *testing.T, c ruleCase, p string) (os.FileMode, bool) {
 	m, ok := c.Modes[p]
 	if !ok {
-		return 0
+		return 0, false
 	}
 	mode, err := rule.ParseMode(m)
 	if err != nil {
 		t.Fatalf("case %s: mode of %s: %v", c.Name, p, err)
 	}
-	return os.FileMode(mode & 0o777)
+	return os.FileMode(mode & 0o777), true
 }
 
 // TestFreshDebianHasNoErrors scans an untouched Debian 12 minimal target
