@@ -490,20 +490,22 @@ func (g *gatherer) rpmArgs() ([]string, bool) {
 	if _, err := exec.LookPath("rpm"); err != nil {
 		return nil, false
 	}
-	found := false
+	dbpath := ""
 	for _, db := range []string{"/var/lib/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages", "/usr/lib/sysimage/rpm/rpmdb.sqlite"} {
-		if hp, err := g.hostPath(db); err == nil {
+		if hp, err := g.hostPath(db); err == nil && dbpath == "" {
 			if _, err := os.Stat(hp); err == nil {
-				found = true
+				dbpath = path.Dir(db)
 			}
 		}
 	}
-	if !found {
+	if dbpath == "" {
 		return nil, false
 	}
 	args := []string{"-qa", "--qf", target.RPMQueryFormat}
 	if g.t.root != "" {
-		args = append([]string{"--root", g.t.root}, args...)
+		// The scanning host's rpm may keep its own database elsewhere
+		// (Debian's rpm uses ~/.rpmdb): name the image's explicitly.
+		args = append([]string{"--root", g.t.root, "--dbpath", dbpath}, args...)
 	}
 	return args, true
 }

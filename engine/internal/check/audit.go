@@ -79,6 +79,9 @@ func evalAudit(p params, env Env, f *target.Facts) Outcome {
 			}
 		}
 		if hit == "" {
+			hit = wr.coveredByUnion(have)
+		}
+		if hit == "" {
 			missing = append(missing, w)
 		} else {
 			found = append(found, hit)
@@ -161,6 +164,19 @@ func parseAuditRule(line string) (auditRule, bool) {
 	if ar.watch == "" && ar.action == "" {
 		return auditRule{}, false
 	}
+	// A syscall rule without -S applies to every syscall; auditctl -l
+	// prints it with "-S all".
+	if ar.action != "" && len(ar.syscalls) == 0 {
+		ar.syscalls["all"] = true
+	}
+	ar.watch = trimSlash(ar.watch)
+	for i, f := range ar.fields {
+		for _, p := range []string{"path=", "dir="} {
+			if v, ok := strings.CutPrefix(f, p); ok {
+				ar.fields[i] = p + trimSlash(v)
+			}
+		}
+	}
 	sort.Strings(ar.fields)
 	return ar, true
 }
@@ -229,7 +245,62 @@ func (w auditRule) watchMatches(h auditRule) bool {
 		}
 		return p
 	}
-	return hp == w.watch && perm(w.perm) == perm(h.perm) && w.key == h.key
+	return hp == w.watch && perm(w.perm) == perm(h.perm) && (w.key == "" || w.key == h.key)
+}
+
+// trimSlash drops a trailing slash from a watched path: auditctl prints
+// /etc/sudoers.d/ as /etc/sudoers.d.
+func trimSlash(p string) string {
+	if len(p) > 1 {
+		return strings.TrimRight(p, "/")
+	}
+	return p
+}
+
+// coveredByUnion accepts a wanted syscall rule whose syscalls are spread
+// over several loaded rules with the same action, filters and key (a site
+// may group syscalls differently than a benchmark). It returns the loaded
+// rules, joined, or "" when they do not cover every wanted syscall.
+func (w auditRule) coveredByUnion(have []auditRule) string {
+	if w.watch != "" || w.syscalls["all"] {
+		return ""
+	}
+	left := map[string]bool{}
+	for s := range w.syscalls {
+		left[s] = true
+	}
+	var used []string
+	for _, h := range have {
+		if h.watch != "" || h.action != w.action || h.perm != w.perm || (w.key != "" && h.key != w.key) || !sameFields(w.fields, h.fields) {
+			continue
+		}
+		hit := false
+		for s := range h.syscalls {
+			if left[s] {
+				delete(left, s)
+				hit = true
+			}
+		}
+		if hit {
+			used = append(used, h.raw)
+		}
+	}
+	if len(left) > 0 {
+		return ""
+	}
+	return strings.Join(used, " + ")
+}
+
+func sameFields(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // matches reports whether a loaded rule h satisfies the wanted rule w.
@@ -240,11 +311,13 @@ func (w auditRule) matches(h auditRule) bool {
 	if w.watch != "" {
 		return w.watchMatches(h)
 	}
-	if w.action != h.action || w.perm != h.perm || len(w.syscalls) != len(h.syscalls) {
+	if w.action != h.action || w.perm != h.perm {
 		return false
 	}
+	// A loaded rule auditing more syscalls than wanted still audits the
+	// wanted ones.
 	for s := range w.syscalls {
-		if !h.syscalls[s] {
+		if !h.syscalls[s] && !h.syscalls["all"] {
 			return false
 		}
 	}

@@ -82,6 +82,9 @@ const auditctlL = `-w /etc/passwd -p wa -k identity
 -a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=1000 -F auid!=unset -F key=perm_mod
 -a always,exit -S all -F path=/etc/sudoers -F perm=wa -F key=scope
 -a always,exit -F arch=b64 -S execve -C uid!=euid -F euid=0 -F key=user_emulation
+-a always,exit -S all -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -F key=privileged
+-a always,exit -F arch=b64 -S unlink,unlinkat -F auid>=1000 -F auid!=unset -F key=delete
+-a always,exit -F arch=b64 -S rename,renameat -F auid>=1000 -F auid!=unset -F key=delete
 `
 
 func TestAuditFake(t *testing.T) {
@@ -94,7 +97,12 @@ func TestAuditFake(t *testing.T) {
 		{"b32 rule", m + "\"-a always,exit -F arch=b32 -S adjtimex,settimeofday,stime -k time-change\"", result.Pass, "", "", false},
 		{"auid!=4294967295 loaded as unset", m + "\"-a always,exit -F arch=b64 -S fchmodat,fchmod,chmod -F auid>=1000 -F auid!=4294967295 -k perm_mod\"", result.Pass, "", "", false},
 		{"auid!=-1 loaded as unset", m + "\"-a always,exit -F arch=b64 -S chmod -S fchmod -S fchmodat -F auid>=1000 -F auid!=-1 -F key=perm_mod\"", result.Pass, "", "", false},
-		{"subset of syscalls is not the rule", m + "\"-a always,exit -F arch=b64 -S chmod -F auid>=1000 -F auid!=unset -k perm_mod\"", result.Fail, "", "0 of 1", false},
+		{"a loaded rule auditing more syscalls covers fewer", m + "\"-a always,exit -F arch=b64 -S chmod -F auid>=1000 -F auid!=unset -k perm_mod\"", result.Pass, "", "", false},
+		{"a syscall the loaded rules lack", m + "\"-a always,exit -F arch=b64 -S chmod,lchown -F auid>=1000 -F auid!=unset -k perm_mod\"", result.Fail, "", "0 of 1", false},
+		{"path rule without -S is loaded as -S all", m + "\"-a always,exit -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -k privileged\"", result.Pass, "", "", false},
+		{"syscalls spread over two loaded rules", m + "\"-a always,exit -F arch=b64 -S unlink,rename,unlinkat,renameat -F auid>=1000 -F auid!=unset -k delete\"", result.Pass, "", "", false},
+		{"a spread rule missing one syscall", m + "\"-a always,exit -F arch=b64 -S unlink,rename,rmdir -F auid>=1000 -F auid!=unset -k delete\"", result.Fail, "", "", false},
+		{"a watch with a trailing slash and no key", m + "\"-w /etc/sudoers/ -p wa\"", result.Pass, "", "", false},
 		{"another auid bound", m + "\"-a always,exit -F arch=b64 -S chmod,fchmod,fchmodat -F auid>=500 -F auid!=unset -k perm_mod\"", result.Fail, "", "", false},
 		{"watch printed as a path rule", m + "\"-w /etc/sudoers -p wa -k scope\"", result.Pass, "", "", false},
 		{"-C comparison, sides swapped", m + "\"-a always,exit -F arch=b64 -C euid!=uid -F euid=0 -S execve -k user_emulation\"", result.Pass, "", "", false},

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -500,5 +503,248 @@ func TestParseCutShort(t *testing.T) {
 		if n < len(out)/2 && answered == len(resps) {
 			t.Fatalf("cut at %d of %d: all answered", n, len(out))
 		}
+	}
+}
+
+// wantStat is what a stat of p (following symlinks) must report, from Go's
+// own view of the file system.
+func wantStat(t *testing.T, p string) fileWant {
+	t.Helper()
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return fileWant{p, false, "", 0, ""}
+	case err != nil:
+		return fileWant{p, false, "", 0, "denied"}
+	}
+	typ := "file"
+	if fi.IsDir() {
+		typ = "dir"
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fileWant{p, true, typ, st.Mode & 0o7777, ""}
+}
+
+// TestScriptHostileNames runs every file helper over names that break naive
+// handling: a newline (which cannot go in the shell's path lists and is
+// stated alone), quotes, a leading dash, control and non-UTF-8 bytes,
+// glob characters, a dangling symlink, and a name that looks like a frame.
+func TestScriptHostileNames(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"new\nline.conf", "-dash.conf", "sp ace.conf", "q'uote.conf", `back\slash.conf`,
+		"star*.conf", "\x01ctrl.conf", "\xffbyte.conf", "VIGIL-" + testNonce + " done.conf", "trailing\n.conf"}
+	for i, n := range names {
+		write(t, filepath.Join(dir, n), []byte(fmt.Sprintf("content %d\n", i)), 0o640)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.conf"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	sort.Strings(all)
+	var regular []string
+	for _, p := range all {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			regular = append(regular, p)
+		}
+	}
+	reqs := []target.Request{
+		{Op: target.OpStat, Path: filepath.Join(dir, "*.conf")},
+		{Op: target.OpGlob, Path: filepath.Join(dir, "*.conf"), Content: true},
+		{Op: target.OpGlob, Path: filepath.Join(dir, "*.conf")},
+	}
+	statOf := map[string]string{} // request path -> file
+	for _, p := range all {
+		if !strings.Contains(p, "\n") {
+			q := p
+			if hasMeta(p) {
+				q = strings.NewReplacer(`\`, `\\`, `*`, `\*`).Replace(p)
+			}
+			statOf[q] = p
+			reqs = append(reqs, target.Request{Op: target.OpStat, Path: q}, target.Request{Op: target.OpRead, Path: p})
+		}
+	}
+	var want []fileWant
+	for _, p := range all {
+		want = append(want, wantStat(t, p))
+	}
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(shell), func(t *testing.T) {
+			r := gather(t, shell, reqs, nil)
+			checkFiles(t, r[0], want...)
+			var contents []string
+			for _, p := range regular {
+				contents = append(contents, string(mustRead(t, p)))
+			}
+			checkGlob(t, r[1], regular, contents)
+			checkGlob(t, r[2], regular, nil)
+			for _, resp := range r[3:] {
+				switch resp.Req.Op {
+				case target.OpStat:
+					checkFiles(t, resp, wantStat(t, statOf[resp.Req.Path]))
+				case target.OpRead:
+					data, err := os.ReadFile(resp.Req.Path)
+					switch {
+					case err == nil:
+						checkRead(t, resp, true, string(data), false)
+					case errors.Is(err, os.ErrNotExist):
+						checkRead(t, resp, false, "", false)
+					default:
+						if resp.Err == nil || !resp.Exists {
+							t.Errorf("read %q: exists=%v err=%v, want the error %v", resp.Req.Path, resp.Exists, resp.Err, err)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestScriptStatFallback makes the batched stat calls misbehave, through a
+// shell function shadowing stat: the call over the existing paths
+// complains, and a path found missing appears before the call over the
+// failing paths. Both lists must then be stated one by one, with the same
+// answers.
+func TestScriptStatFallback(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	write(t, p("a"), []byte("a"), 0o644)
+	write(t, p("b"), []byte("bb"), 0o600)
+	write(t, p("c"), []byte("ccc"), 0o640)
+	reqs := []target.Request{
+		{Op: target.OpStat, Path: p("a")},
+		{Op: target.OpStat, Path: p("b")},
+		{Op: target.OpStat, Path: p("missing1")},
+		{Op: target.OpStat, Path: p("appears")},
+		{Op: target.OpRead, Path: p("appears")},
+		{Op: target.OpRead, Path: p("missing2")},
+		{Op: target.OpStat, Path: p("a/below")},
+		{Op: target.OpStat, Path: p("*")},
+		{Op: target.OpRead, Path: p("c")},
+	}
+	shadow := `_vstats=0
+stat() {
+  if [ "$1" = -L ] && [ $# -gt 5 ]; then
+    _vstats=$((_vstats+1))
+    if [ $_vstats -eq 1 ]; then command stat "$@"; echo "stat: simulated trouble" >&2; return 0; fi
+    : >` + Quote(p("appears")) + `
+  fi
+  command stat "$@"
+}
+_vS
+`
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(shell), func(t *testing.T) {
+			_ = os.Remove(p("appears"))
+			b, err := New(reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			script := strings.Replace(string(b.Script()), "\n_vS\n", "\n"+shadow, 1)
+			start := time.Now()
+			out := run(t, shell, []byte(script), nil)
+			r, err := b.Parse(out, start, time.Since(start))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), "\nr ") || strings.Count(string(out), "\nfn ") != 1 {
+				t.Errorf("stat section does not come from the one-by-one path:\n%s", out)
+			}
+			checkFiles(t, r[0], wantStat(t, p("a")))
+			checkFiles(t, r[1], wantStat(t, p("b")))
+			checkFiles(t, r[2], fileWant{p("missing1"), false, "", 0, ""})
+			// Missing when tested, present when stated one by one.
+			if w := wantStat(t, p("appears")); w.exists {
+				checkFiles(t, r[3], w)
+			} else {
+				t.Error("the shadow stat did not make the file")
+			}
+			checkRead(t, r[4], false, "", false)
+			checkRead(t, r[5], false, "", false)
+			checkFiles(t, r[6], fileWant{p("a/below"), false, "", 0, ""})
+			// Expanded before "appears" was made.
+			checkFiles(t, r[7], wantStat(t, p("a")), wantStat(t, p("b")), wantStat(t, p("c")))
+			checkRead(t, r[8], true, "ccc", false)
+		})
+	}
+}
+
+// TestScriptPools has more pieces than one pool takes: the script must
+// send several, and every piece must land where it belongs.
+func TestScriptPools(t *testing.T) {
+	dir := t.TempDir()
+	var reqs []target.Request
+	for i := range 3 * flushAt {
+		name := filepath.Join(dir, fmt.Sprintf("f%03d", i))
+		write(t, name, bytes.Repeat([]byte{byte('a' + i%26)}, i+1), 0o644)
+		reqs = append(reqs, target.Request{Op: target.OpRead, Path: name})
+		if i%10 == 0 {
+			reqs = append(reqs, target.Request{Op: target.OpExec, Script: fmt.Sprintf("printf %%s %d; printf e%d >&2", i, i)})
+		}
+	}
+	reqs = append(reqs, target.Request{Op: target.OpGlob, Path: filepath.Join(dir, "f*"), Content: true})
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(shell), func(t *testing.T) {
+			b, err := New(reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := run(t, shell, b.Script(), nil)
+			if n := strings.Count(string(out), "VIGIL-"+b.nonce+" pool "); n < 2*4 {
+				t.Errorf("%d pool markers, want at least 4 pools", n)
+			}
+			r, err := b.Parse(out, time.Now(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := 0
+			for _, resp := range r {
+				switch resp.Req.Op {
+				case target.OpRead:
+					checkRead(t, resp, true, string(mustRead(t, resp.Req.Path)), false)
+					files++
+				case target.OpExec:
+					var i int
+					fmt.Sscanf(resp.Req.Script, "printf %%s %d", &i)
+					checkExec(t, resp, 0, strconv.Itoa(i), "e"+strconv.Itoa(i))
+				case target.OpGlob:
+					if len(resp.Files) != 3*flushAt {
+						t.Fatalf("glob: %d files", len(resp.Files))
+					}
+					for _, f := range resp.Files {
+						if string(f.Data) != string(mustRead(t, f.Path)) {
+							t.Errorf("glob %s: %q", f.Path, f.Data)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestScriptExecStreams covers output streams that outlive or leave the
+// command: a background child still writing after the command exits, a
+// command closing its outputs, and output larger than a pipe buffer
+// without a newline.
+func TestScriptExecStreams(t *testing.T) {
+	reqs := []target.Request{
+		{Op: target.OpExec, Script: "(sleep 0.3; echo late) & echo early"},
+		{Op: target.OpExec, Script: "exec >&- 2>&-; sleep 0.1; exit 4"},
+		{Op: target.OpExec, Script: "head -c 200000 /dev/zero | tr '\\0' x"},
+		{Op: target.OpExec, Script: "echo after"},
+	}
+	for _, shell := range shells(t) {
+		t.Run(filepath.Base(shell), func(t *testing.T) {
+			r := gather(t, shell, reqs, nil)
+			checkExec(t, r[0], 0, "early\nlate\n", "")
+			checkExec(t, r[1], 4, "", "")
+			checkExec(t, r[2], 0, strings.Repeat("x", 200000), "")
+			checkExec(t, r[3], 0, "after\n", "")
+			if r[0].Duration < 300*time.Millisecond || r[3].Duration <= 0 || r[3].Started.Before(r[0].Started.Add(r[0].Duration)) {
+				t.Errorf("exec timing: %v+%v, then %v+%v", r[0].Started, r[0].Duration, r[3].Started, r[3].Duration)
+			}
+		})
 	}
 }

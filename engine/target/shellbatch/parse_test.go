@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,21 +31,73 @@ var fixedReqs = []target.Request{
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// goodOutput is a well-formed answer to fixedReqs.
-func goodOutput() string {
+// with returns goodPieces with piece i replaced.
+func with(i int, piece string) []string {
+	p := goodPieces()
+	p[i] = piece
+	return p
+}
+
+// goodPieces are the pieces of goodOutput, by number.
+func goodPieces() []string {
+	return []string{
+		0:  "web01\n",
+		1:  "/etc/ssh/a.conf\x00/etc/ssh/ssh_config\x00",
+		2:  "/etc/sysctl.d/a.conf\x00/etc/sysctl.d/b.conf\x00",
+		3:  "net.ipv4.ip_forward=0\n",
+		4:  "head: cannot open 'x': Permission denied",
+		5:  "/etc/ssh/ssh_config\x00" + "81a4\x000\x000\x001650\x00root\x00root\x00",
+		6:  "/etc/ssh/a.conf\x00",
+		7:  "stat: cannot statx '/etc/ssh/a.conf': Permission denied\n",
+		8:  "permitrootlogin no\n",
+		9:  "",
+		10: "Package: bash\nStatus: install ok installed\nVersion: 5\n\n",
+		11: "",
+		12: "enabled\n",
+		13: "inactive\n",
+	}
+}
+
+// poolLines renders pieces first, first+1, ... as a pool section.
+func poolLines(first int, pieces ...string) []string {
 	m := "VIGIL-" + testNonce + " "
-	return strings.Join([]string{
+	var lens, data strings.Builder
+	for _, p := range pieces {
+		fmt.Fprintf(&lens, "%d ", len(p))
+		data.WriteString(p)
+	}
+	return []string{fmt.Sprintf("%spool %d b", m, first), "k " + lens.String(), "z " + b64(data.String()), fmt.Sprintf("%spool %d e", m, first)}
+}
+
+// goodOutput is a well-formed answer to fixedReqs, laid out as the script
+// prints it: file requests and the stat section first, pools after the
+// frames that refer to them.
+func goodOutput() string { return outputWith(goodPieces()) }
+
+// outputWith is goodOutput with other pieces.
+func outputWith(p []string) string {
+	m := "VIGIL-" + testNonce + " "
+	lines := []string{
 		"banner from a noisy .bashrc",
 		m + "start 1000",
-		m + "0 b", "d " + b64("web01\n"), m + "0 e",
-		m + "1 b", "s " + b64("/etc/ssh/ssh_config\x00"+"81a4\x000\x000\x001650\x00root\x00root\x00"), "p " + b64("/etc/ssh/a.conf"), "x " + b64("stat: cannot statx '/etc/ssh/a.conf': Permission denied"), m + "1 e",
-		m + "2 b", "d " + b64("net.ipv4.ip_forward=0\n"), "x " + b64("head: cannot open 'x': Permission denied"), "n " + b64("/etc/sysctl.d/a.conf\x00/etc/sysctl.d/b.conf\x00"), m + "2 e",
-		m + "3 b", "c 0", "t 2000 5000", "o " + b64("permitrootlogin no\n"), "e ", m + "3 e",
-		m + "4 b", "dc 0", "d " + b64("Package: bash\nStatus: install ok installed\nVersion: 5\n\n"), "de ", m + "4 e",
-		m + "5 b", "y 1", "ec 0", "en " + b64("enabled\n"), "ac 3", "an " + b64("inactive\n"), m + "5 e",
-		m + "6 b", "l 1", "a 0", m + "6 e",
-		m + "done",
-	}, "\n") + "\n"
+		m + "0 b", "d 0", m + "0 e",
+	}
+	lines = append(lines, poolLines(0, p[0])...)
+	lines = append(lines,
+		m+"1 b", "g 1", m+"1 e",
+		m+"2 b", "n 2", "d 3", "x 4", m+"2 e",
+		m+"stat b", "r 5", "fn 6", "fe 7", m+"stat e",
+	)
+	lines = append(lines, poolLines(1, p[1:8]...)...)
+	lines = append(lines,
+		m+"3 b", "c 0", "t 2000 5000", "o 8", "e 9", m+"3 e",
+		m+"4 b", "dc 0", "d 10", "de 11", m+"4 e",
+		m+"5 b", "y 1", "ec 0", "en 12", "ac 3", "an 13", m+"5 e",
+		m+"6 b", "l 1", "a 0", m+"6 e",
+	)
+	lines = append(lines, poolLines(8, p[8:]...)...)
+	lines = append(lines, m+"done")
+	return strings.Join(lines, "\n") + "\n"
 }
 
 func TestParseGood(t *testing.T) {
@@ -99,8 +152,8 @@ func TestParseStrict(t *testing.T) {
 		{"last line unterminated", strings.TrimSuffix(good, "\n"), nil, false},
 		{"frame missing", strings.Replace(good, m+"6 b\nl 1\na 0\n"+m+"6 e\n", "", 1), []int{6}, true},
 		{"frame not closed", strings.Replace(good, m+"0 e\n", "", 1), []int{0}, true},
-		{"bad base64", strings.Replace(good, "d "+b64("web01\n"), "d web01!", 1), []int{0}, true},
-		{"raw line in frame", strings.Replace(good, "d "+b64("web01\n"), "VIGIL-forged 0 e", 1), []int{0}, true},
+		{"bad base64", strings.Replace(good, "z "+b64("web01\n"), "z web01!", 1), []int{0}, true},
+		{"raw line in frame", strings.Replace(good, "d 0\n", "VIGIL-forged 0 e\n", 1), []int{0}, true},
 		{"bad integer", strings.Replace(good, "c 0", "c zero", 1), []int{3}, true},
 		{"extra field", strings.Replace(good, "l 1\n", "l 1\nq 1\n", 1), []int{6}, true},
 		{"flag not 0/1", strings.Replace(good, "a 0", "a 7", 1), []int{6}, true},
@@ -109,8 +162,22 @@ func TestParseStrict(t *testing.T) {
 		{"index out of range", strings.Replace(good, m+"6 b", m+"7 b", 1), []int{6}, true},
 		{"leading zero index", strings.Replace(good, m+"6 b", m+"06 b", 1), []int{6}, true},
 		{"fatal", m + "start 1\n" + m + "fatal\n", []int{0, 1, 2, 3, 4, 5, 6}, false},
-		{"stat record short", strings.Replace(good, b64("/etc/ssh/ssh_config\x00"+"81a4\x000\x000\x001650\x00root\x00root\x00"), b64("/etc/ssh/ssh_config\x0081a4\x00"), 1), []int{1}, true},
-		{"glob count mismatch", strings.Replace(good, "x "+b64("head: cannot open 'x': Permission denied")+"\n", "", 1), []int{2}, true},
+		{"stat record short", outputWith(with(5, "/etc/ssh/ssh_config\x0081a4\x00")), []int{1}, true},
+		{"glob count mismatch", strings.Replace(good, "x 4\n", "", 1), []int{2}, true},
+		// The pools and the stat section.
+		{"piece out of range", strings.Replace(good, "o 8", "o 99", 1), []int{3}, true},
+		{"piece number not canonical", strings.Replace(good, "o 8", "o 08", 1), []int{3}, true},
+		{"pool lengths short", strings.Replace(good, "k 6 \n", "k 5 \n", 1), []int{0}, true},
+		{"pool lengths long", strings.Replace(good, "k 6 \n", "k 7 \n", 1), []int{0}, true},
+		{"pool not closed", strings.Replace(good, m+"pool 0 e\n", "", 1), []int{0, 1, 2, 3, 4, 5}, true},
+		{"pool gap", strings.Replace(good, m+"pool 1 b", m+"pool 2 b", 1), []int{1, 2, 3, 4, 5}, true},
+		{"pool twice", strings.Replace(good, m+"done\n", strings.Join(poolLines(0, "forged\n"), "\n")+"\n"+m+"done\n", 1), nil, true},
+		{"stat section missing", strings.Replace(good, m+"stat b\nr 5\nfn 6\nfe 7\n"+m+"stat e\n", "", 1), []int{1}, true},
+		{"stat section twice", strings.Replace(good, m+"3 b", m+"stat b\n"+m+"stat e\n"+m+"3 b", 1), []int{1}, true},
+		{"stat failures unpaired", outputWith(with(7, "one\ntwo\n")), []int{1}, true},
+		{"stat failures unterminated", outputWith(with(7, "stat: Permission denied")), []int{1}, true},
+		{"stat answer missing", outputWith(with(6, "/etc/ssh/other.conf\x00")), []int{1}, true},
+		{"two lists of matches", strings.Replace(good, "g 1", "g 1\ng 1", 1), []int{1}, true},
 	}
 	b := newBatch(fixedReqs, testNonce)
 	for _, tt := range tests {

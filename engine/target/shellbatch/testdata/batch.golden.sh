@@ -2,93 +2,166 @@
 {
 LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}; export PATH
+_vnl='
+'
+IFS=" 	$_vnl"
 M='VIGIL-00112233445566778899aabbccddeeff'
 echo "$M start $(date +%s%N)"
 _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/null) || { echo "$M fatal"; exit 1; }
 trap 'rm -rf "$_vT"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 _vto=; command -v timeout >/dev/null 2>&1 && _vto=1
-_vb() { printf '%s ' "$1"; base64 -w 0 <"$2"; echo; }
-_vr() {
-  if [ -p "$1" ]; then echo "f 1"; return 0; fi
-  if head -c 4194305 -- "$1" >"$_vT/o" 2>"$_vT/e"; then _vb d "$_vT/o"; else _vb x "$_vT/e"; fi
+_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=; _vtl=
+_vfmt='%n\0%f\0%u\0%g\0%s\0%U\0%G\0'
+_vadd() { _vpi=$_vn; _vn=$((_vn+1)); _vPL="$_vPL $1"; }
+_vnew() { _vadd "p$_vn"; _vpf=$_vT/p$_vpi; : >"$_vpf"; }
+_vW() { for _vj; do [ -s "$_vj" ] && _vw=$((_vw+1)); done; }
+_vP() {
+  _vtl=
+  [ -n "$_vPL" ] || return 0
+  set --; for _vj in $_vPL; do set -- "$@" "$_vT/$_vj"; done
+  echo "$M pool $_vb b"
+  printf 'k '; stat --printf '%s ' -- "$@"; echo
+  printf 'z '; cat -- "$@" | base64 -w 0; echo
+  echo "$M pool $_vb e"
+  for _vj; do : >"$_vj"; done
+  _vb=$_vn; _vPL=; _vw=0
 }
-_vs() {
-  _vmode=$1; shift
-  if [ "$_vmode" = g ] && [ $# -eq 1 ] && [ ! -e "$1" ] && [ ! -L "$1" ]; then return 0; fi
-  stat -L --printf '%n\0%f\0%u\0%g\0%s\0%U\0%G\0' -- "$@" >"$_vT/o" 2>"$_vT/e"
-  _vb s "$_vT/o"
-  [ -s "$_vT/e" ] || return 0
-  for _vp; do
-    stat -L -c %f -- "$_vp" >/dev/null 2>"$_vT/e" && continue
-    printf 'p '; printf '%s' "$_vp" | base64 -w 0; echo
-    _vb x "$_vT/e"
-  done
+_vf() { [ "$_vw" -lt 32 ] || _vP; }
+_v1() {
+  _v1=1
+  stat -L --printf "$_vfmt" -- "$1" >>"$_vT/s1r" 2>"$_vT/sx" && return 0
+  printf '%s\0' "$1" >>"$_vT/s1n"
+  _vl=; IFS= read -r _vl <"$_vT/sx"
+  printf '%s\n' "${_vl:-stat: failed without a message}" >>"$_vT/s1e"
 }
+_va() {
+  case $1 in *"$_vnl"*) _v1 "$1"; return 0;; esac
+  if [ -e "$1" ]; then _vSL=$_vSL$1$_vnl; else _vFL=$_vFL$1$_vnl; fi
+}
+_vs() { echo "$M $1 b"; _va "$2"; echo "$M $1 e"; }
 _vg() {
-  _vmode=$1; shift
-  : >"$_vT/l"
+  _vf; _vi=$1; shift
+  echo "$M $_vi b"
+  if [ $# -gt 1 ] || [ -e "$1" ] || [ -L "$1" ]; then
+    _vnew; printf '%s\0' "$@" >"$_vpf"; echo "g $_vpi"
+    for _vp; do _va "$_vp"; done
+  fi
+  echo "$M $_vi e"
+}
+_vrd() {
+  if [ -p "$1" ]; then echo "f 1"; return 0; fi
+  if [ ! -e "$1" ]; then _va "$1"; echo "m 1"; return 0; fi
+  _vnew; _vd=$_vpi; _vnew
+  if head -c 4194305 -- "$1" >"$_vT/p$_vd" 2>"$_vpf"; then echo "d $_vd"; else echo "x $_vpi"; fi
+  _vW "$_vT/p$_vd" "$_vpf"
+}
+_vr() { _vf; echo "$M $1 b"; _vrd "$2"; echo "$M $1 e"; }
+_vG() {
+  _vf; _vi=$1; _vmode=$2; shift 2
+  echo "$M $_vi b"
+  _vnew; _vlf=$_vpf; echo "n $_vpi"
   for _vp; do
     [ -f "$_vp" ] || continue
-    printf '%s\0' "$_vp" >>"$_vT/l"
-    if [ "$_vmode" = c ]; then _vr "$_vp"; fi
+    printf '%s\0' "$_vp" >>"$_vlf"
+    if [ "$_vmode" = c ]; then _vrd "$_vp"; fi
   done
-  _vb n "$_vT/l"
+  echo "$M $_vi e"
 }
-_vcap() { head -c 4194305; cat >/dev/null; }
+_vS() {
+  _vf; _vtl=
+  echo "$M stat b"
+  if [ -n "$_vSL" ]; then
+    IFS=$_vnl; set -f; set -- $_vSL; IFS=" 	$_vnl"; set +f
+    _vnew
+    if stat -L --printf "$_vfmt" -- "$@" >"$_vpf" 2>"$_vT/sx" && [ ! -s "$_vT/sx" ]; then echo "r $_vpi"
+    else for _vp; do _v1 "$_vp"; done; fi
+  fi
+  if [ -n "$_vFL" ]; then
+    IFS=$_vnl; set -f; set -- $_vFL; IFS=" 	$_vnl"; set +f
+    _vnew; _vq=$_vpi; printf '%s\0' "$@" >"$_vpf"
+    _vnew; stat -L --printf "$_vfmt" -- "$@" >"$_vT/sx" 2>"$_vpf"
+    if [ $? -eq 1 ] && [ ! -s "$_vT/sx" ]; then echo "fn $_vq"; echo "fe $_vpi"
+    else for _vp; do _v1 "$_vp"; done; fi
+  fi
+  if [ -n "$_v1" ]; then
+    : >>"$_vT/s1r"; : >>"$_vT/s1n"; : >>"$_vT/s1e"
+    _vadd s1r; echo "r $_vpi"; _vadd s1n; echo "fn $_vpi"; _vadd s1e; echo "fe $_vpi"
+  fi
+  echo "$M stat e"
+}
+_vcap() {
+  exec 4>&- 5>&- 6<&- 7<&-
+  dd bs=4194305 count=1 iflag=fullblock of="$1" 2>"$2"
+  _vl=; read -r _vl <"$2"
+  case $_vl in 1+*) exec cat >/dev/null;; esac
+}
 _vx() {
-  _vt0=$(date +%s%N)
-  { { if [ -n "$_vto" ]; then timeout -k 2 "$1" sh -c "$2"; else sh -c "$2"; fi </dev/null 2>&1 1>&3 3>&-; echo $? >"$_vT/c"; } | _vcap >"$_vT/e" 3>&-; } 3>&1 | _vcap >"$_vT/o"
+  _vf
+  echo "$M $1 b"
+  _vnew; _vo=$_vpi; _vnew; _ve=$_vpi
+  [ -n "$_vtl" ] || _vtl=$(date +%s%N)
+  exec 4<>"$_vT/fo" 6<"$_vT/fo" 5<>"$_vT/fe" 7<"$_vT/fe"
+  _vcap "$_vT/p$_vo" "$_vT/do" <&6 &
+  _vcap "$_vT/p$_ve" "$_vT/de" <&7 &
+  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&-
+  _vc=$?
+  exec 4>&- 5>&- 6<&- 7<&-
+  wait
   _vt1=$(date +%s%N)
-  _vc=; read -r _vc <"$_vT/c"
-  echo "c $_vc"; echo "t $_vt0 $_vt1"; _vb o "$_vT/o"; _vb e "$_vT/e"
+  echo "c $_vc"; echo "t $_vtl $_vt1"; echo "o $_vo"; echo "e $_ve"
+  echo "$M $1 e"
+  _vtl=$_vt1
+  _vW "$_vT/p$_vo" "$_vT/p$_ve"
 }
 _vk() {
+  _vf; _vtl=
+  echo "$M $1 b"
   if [ -e /var/lib/dpkg/status ]; then
-    grep -E '^(Package|Status|Version):|^$' /var/lib/dpkg/status >"$_vT/o" 2>"$_vT/e"
-    echo "dc $?"; _vb d "$_vT/o"; _vb de "$_vT/e"
+    _vnew; _vo=$_vpi; _vnew
+    grep -E '^(Package|Status|Version):|^$' /var/lib/dpkg/status >"$_vT/p$_vo" 2>"$_vpf"
+    echo "dc $?"; echo "d $_vo"; echo "de $_vpi"
+    _vW "$_vT/p$_vo"
   fi
   if command -v rpm >/dev/null 2>&1; then
-    rpm -qa --qf '%{NAME}\t%{VERSION}-%{RELEASE}\n' </dev/null >"$_vT/o" 2>"$_vT/e"
-    echo "rc $?"; _vb r "$_vT/o"; _vb re "$_vT/e"
+    _vnew; _vo=$_vpi; _vnew
+    rpm -qa --qf '%{NAME}\t%{VERSION}-%{RELEASE}\n' </dev/null >"$_vT/p$_vo" 2>"$_vpf"
+    echo "rc $?"; echo "r $_vo"; echo "re $_vpi"
+    _vW "$_vT/p$_vo"
   fi
+  echo "$M $1 e"
 }
 _vu() {
-  if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"; return 0; fi
-  echo "y 1"
-  systemctl is-enabled -- "$1" </dev/null >"$_vT/o" 2>/dev/null; echo "ec $?"; _vb en "$_vT/o"
-  if [ -d /run/systemd/system ]; then
-    systemctl is-active -- "$1" </dev/null >"$_vT/o" 2>/dev/null; echo "ac $?"; _vb an "$_vT/o"
+  _vf; _vtl=
+  echo "$M $1 b"
+  if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"
+  else
+    echo "y 1"
+    _vnew; systemctl is-enabled -- "$2" </dev/null >"$_vpf" 2>/dev/null; echo "ec $?"; echo "en $_vpi"
+    if [ -d /run/systemd/system ]; then
+      _vnew; systemctl is-active -- "$2" </dev/null >"$_vpf" 2>/dev/null; echo "ac $?"; echo "an $_vpi"
+    fi
   fi
+  echo "$M $1 e"
 }
 _vm() {
-  if grep -q -E "^$1 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
-  if grep -q -E "/$1"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
+  _vf; _vtl=
+  echo "$M $1 b"
+  if grep -q -E "^$2 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
+  if grep -q -E "/$2"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
+  echo "$M $1 e"
 }
+mkfifo "$_vT/fo" "$_vT/fe" 2>/dev/null || { echo "$M fatal"; exit 1; }
 find "/lib/modules/$(uname -r)/" -type f -name '*.ko*' >"$_vT/m" 2>/dev/null
-echo "$M 0 b"
-_vr '/etc/hostname'
-echo "$M 0 e"
-echo "$M 1 b"
-_vs g '/etc/ssh/'*'.conf'
-echo "$M 1 e"
-echo "$M 2 b"
-_vg c '/etc/sysctl.d/'*'.conf'
-echo "$M 2 e"
-echo "$M 3 b"
-_vx 10 'sshd -T'
-echo "$M 3 e"
-echo "$M 4 b"
-_vk
-echo "$M 4 e"
-echo "$M 5 b"
-_vu 'sshd.service'
-echo "$M 5 e"
-echo "$M 6 b"
-_vm 'usb[-_]storage'
-echo "$M 6 e"
-echo "$M 7 b"
-_vr '/it'\''s here'
-echo "$M 7 e"
+_vr 0 '/etc/hostname'
+_vg 1 '/etc/ssh/'*'.conf'
+_vG 2 c '/etc/sysctl.d/'*'.conf'
+_vr 7 '/it'\''s here'
+_vS
+_vx 3 10 'sshd -T'
+_vk 4
+_vu 5 'sshd.service'
+_vm 6 'usb[-_]storage'
+_vP
 echo "$M done"
 } </dev/null
