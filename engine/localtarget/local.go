@@ -106,6 +106,7 @@ type gatherer struct {
 	groups     map[int]string
 	modOnce    sync.Once
 	modules    map[string]bool
+	builtin    map[string]bool
 	modErr     error
 	loadedOnce sync.Once
 	loaded     map[string]bool
@@ -578,12 +579,28 @@ func (g *gatherer) module(r *target.Response) {
 		return
 	}
 	r.Available = g.modules[name]
+	r.Builtin = g.builtin[name]
+}
+
+// readBuiltin records the modules a kernel's modules.builtin lists
+// (kernel/fs/cramfs/cramfs.ko, one per line).
+func (g *gatherer) readBuiltin(hostFile string) {
+	data, _, err := readCapped(hostFile)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		base := path.Base(strings.TrimSpace(line))
+		if i := strings.Index(base, ".ko"); i > 0 {
+			g.builtin[normMod(base[:i])] = true
+		}
+	}
 }
 
 // indexModules lists module files once per batch: for the running kernel on
 // a live host, for every kernel in an image.
 func (g *gatherer) indexModules() {
-	g.modules = map[string]bool{}
+	g.modules, g.builtin = map[string]bool{}, map[string]bool{}
 	var dirs []string
 	if g.t.root == "" {
 		rel, err := os.ReadFile("/proc/sys/kernel/osrelease")
@@ -606,6 +623,10 @@ func (g *gatherer) indexModules() {
 				return nil
 			}
 			n := de.Name()
+			if n == "modules.builtin" {
+				g.readBuiltin(p)
+				return nil
+			}
 			if i := strings.Index(n, ".ko"); i > 0 {
 				g.modules[normMod(n[:i])] = true
 			}

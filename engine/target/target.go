@@ -145,6 +145,9 @@ type Response struct {
 	Enabled, Active string
 
 	Loaded, Available bool
+	// Builtin is set when modules.builtin lists the module: it is part of
+	// the kernel image and modprobe configuration cannot keep it out.
+	Builtin bool
 
 	Started  time.Time
 	Duration time.Duration

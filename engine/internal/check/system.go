@@ -450,8 +450,14 @@ func evalModule(p params, env Env, f *target.Facts) Outcome {
 	}
 	e := ev(m, r, state, strings.Join(facts, "; "))
 	e.Probe = "kernel module " + name + " (/proc/modules, /lib/modules, modprobe.d)"
+	if r.Builtin {
+		e.Actual += "; built into the kernel (modules.builtin)"
+	}
 	if r.Loaded {
 		return verdict(false, "module "+name+" is loaded", e)
+	}
+	if r.Builtin {
+		return verdict(false, "module "+name+" is built into the kernel: modprobe configuration cannot disable it", e)
 	}
 	ok := len(redirect) > 0 || !r.Available
 	if state == "blacklisted" {
