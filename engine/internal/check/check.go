@@ -133,6 +133,11 @@ func Eval(c *rule.Check, env Env, f *target.Facts) Outcome {
 	switch {
 	case c.Not != nil:
 		o := Eval(c.Not, env, f)
+		// The evidence states what the rule required: the opposite of
+		// what the inner check looks for.
+		for i := range o.Evidence {
+			o.Evidence[i].Expected = "not (" + o.Evidence[i].Expected + ")"
+		}
 		switch o.Status {
 		case result.Pass:
 			o.Status, o.Reason = result.Fail, "negated check passed: "+o.Reason

@@ -158,6 +158,11 @@ func findKey(ft fileText, key, delim string) *match {
 			}
 			idx := strings.Index(line, d)
 			if idx < 0 {
+				// A bare flag (enforce_for_root, even_deny_root) is a key
+				// set without a value.
+				if strings.EqualFold(line, key) {
+					last = &match{file: ft.path, line: i + 1, value: ""}
+				}
 				continue
 			}
 			k, v = strings.TrimSpace(line[:idx]), strings.TrimSpace(line[idx+len(d):])

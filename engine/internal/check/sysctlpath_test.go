@@ -62,3 +62,13 @@ func TestHasParamComparator(t *testing.T) {
 		}
 	}
 }
+
+func TestFindKeyBareFlag(t *testing.T) {
+	ft := fileText{"/etc/security/faillock.conf", []byte("# even_deny_root\ndeny = 3\neven_deny_root\n")}
+	if m := findKey(ft, "even_deny_root", "="); m == nil || m.line != 3 || m.value != "" {
+		t.Errorf("bare flag not found: %+v", m)
+	}
+	if m := findKey(ft, "audit", "="); m != nil {
+		t.Errorf("absent flag found: %+v", m)
+	}
+}
