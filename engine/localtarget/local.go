@@ -328,6 +328,9 @@ func nameOr(names map[int]string, id int) string {
 	if n, ok := names[id]; ok {
 		return n
 	}
+	if id == 0 {
+		return "root" // id 0 is root on every Unix, named or not
+	}
 	return strconv.Itoa(id)
 }
 

@@ -65,7 +65,8 @@ var Methods = map[string]MethodSpec{
 		"name":    {Kind: KindString, Required: true},
 		"enabled": {Kind: KindBool},
 		"active":  {Kind: KindBool},
-	}, OneOf: [][]string{{"enabled", "active"}}},
+		"masked":  {Kind: KindBool}, // Vigil extension: is-enabled says "masked"
+	}, OneOf: [][]string{{"enabled", "active", "masked"}}},
 	"service_enabled":  nameOnly(),
 	"service_active":   nameOnly(),
 	"file_permission":  filePerm(),

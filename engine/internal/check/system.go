@@ -235,7 +235,30 @@ var enabledStates = map[string]bool{"enabled": true, "enabled-runtime": true, "s
 func evalServiceState(p params, env Env, f *target.Facts) Outcome {
 	wantEnabled, hasEnabled := p.boolean("enabled")
 	wantActive, hasActive := p.boolean("active")
+	if wantMasked, hasMasked := p.boolean("masked"); hasMasked {
+		o := evalMasked(p.str("name"), wantMasked, f)
+		if o.Status != result.Pass || !hasEnabled && !hasActive {
+			return o
+		}
+	}
 	return evalService(p.str("name"), "service_state", hasEnabled, wantEnabled, hasActive, wantActive, env, f)
+}
+
+// evalMasked checks that a unit is (or is not) masked: linked to /dev/null
+// so that nothing, not even a dependency, can start it.
+func evalMasked(name string, want bool, f *target.Facts) Outcome {
+	const m = "service_state"
+	r := f.Get(svcReq(name))
+	expected := map[bool]string{true: "masked", false: "not masked"}[want]
+	if r == nil || r.Err != nil {
+		return unobserved(m, r, expected)
+	}
+	e := ev(m, r, expected, "is-enabled="+orUnknown(r.Enabled))
+	if r.Enabled == "" {
+		return skipped("systemctl is not available on the host", e)
+	}
+	masked := r.Enabled == "masked" || r.Enabled == "masked-runtime"
+	return verdict(masked == want, fmt.Sprintf("%s is %s, expected %s", unitName(name), r.Enabled, expected), e)
 }
 
 func evalServiceEnabled(p params, env Env, f *target.Facts) Outcome {

@@ -1,6 +1,12 @@
 package check
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/vigilfleet/vigil/engine/result"
+	"github.com/vigilfleet/vigil/engine/rule"
+	"github.com/vigilfleet/vigil/engine/target"
+)
 
 func TestSysctlPath(t *testing.T) {
 	for key, want := range map[string]string{
@@ -70,5 +76,16 @@ func TestFindKeyBareFlag(t *testing.T) {
 	}
 	if m := findKey(ft, "audit", "="); m != nil {
 		t.Errorf("absent flag found: %+v", m)
+	}
+}
+
+func TestServiceMasked(t *testing.T) {
+	c := &rule.Check{Method: "service_state", Params: map[string]rule.Param{"name": {Str: "ctrl-alt-del.target"}, "masked": {Str: "true"}}}
+	for state, want := range map[string]result.Status{"masked": result.Pass, "static": result.Fail, "": result.Skipped} {
+		// Fake response: systemctl's word for the unit, as the targets report it.
+		f := target.NewFacts([]target.Response{{Req: svcReq("ctrl-alt-del.target"), Enabled: state}})
+		if o := Eval(c, Env{Kind: target.KindSSH}, f); o.Status != want {
+			t.Errorf("is-enabled %q: %s (%s), want %s", state, o.Status, o.Reason, want)
+		}
 	}
 }
