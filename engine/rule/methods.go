@@ -115,6 +115,12 @@ var Methods = map[string]MethodSpec{
 		"not_assessable_exit": {Kind: KindInt},
 		"timeout":             {Kind: KindInt}, // seconds; Vigil extension
 	}, OneOf: [][]string{{"run", "cmd"}}},
+	// special_files (Vigil extension): world-writable, set-id and ownerless
+	// files found by one walk of the local filesystems per scan.
+	"special_files": {Params: map[string]ParamSpec{
+		"kind":       {Kind: KindString, Required: true, Enum: []string{"world_writable_files", "world_writable_dirs_not_sticky", "suid", "sgid", "unowned", "ungrouped"}},
+		"authorized": {Kind: KindList},
+	}},
 	"set_compare": {Params: map[string]ParamSpec{
 		"observed_command": {Kind: KindShell, Required: true},
 		"authorized":       {Kind: KindList, Required: true},

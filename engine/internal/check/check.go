@@ -99,6 +99,7 @@ func init() {
 		"systemd_target":        {needsSystemdTarget, evalSystemdTarget},
 		"command":               {needsCommand, evalCommand},
 		"set_compare":           {needsSetCompare, evalSetCompare},
+		"special_files":         {needsSpecial, evalSpecial},
 	}
 }
 

@@ -89,3 +89,31 @@ func TestServiceMasked(t *testing.T) {
 		}
 	}
 }
+
+func TestSpecialFiles(t *testing.T) {
+	// Fake walk output: GNU find is real on the SSH targets (the corpus's
+	// proof cases run it there); here the filtering is under test.
+	out := "nogroup\t/srv/x\nsgid\t/usr/bin/wall\nsuid\t/usr/bin/passwd\nsuid\t/tmp/evil\nwwf\t/srv/shared.conf\n"
+	f := target.NewFacts([]target.Response{{Req: target.Request{Op: target.OpExec, Script: scriptSpecial, Timeout: specialTimeout}, Stdout: []byte(out)}})
+	for _, c := range []struct {
+		kind, auth string
+		want       result.Status
+	}{
+		{"suid", "/usr/bin/passwd", result.Fail},
+		{"suid", "/usr/bin/passwd,/tmp/evil", result.Pass},
+		{"sgid", "/usr/bin/wall", result.Pass},
+		{"world_writable_files", "", result.Fail},
+		{"world_writable_dirs_not_sticky", "", result.Pass},
+		{"unowned", "", result.Pass},
+		{"ungrouped", "", result.Fail},
+	} {
+		params := map[string]rule.Param{"kind": {Str: c.kind}}
+		if c.auth != "" {
+			params["authorized"] = rule.Param{Str: c.auth}
+		}
+		o := Eval(&rule.Check{Method: "special_files", Params: params}, Env{Kind: target.KindSSH}, f)
+		if o.Status != c.want || len(o.Evidence) != 1 || o.Evidence[0].Actual == "" {
+			t.Errorf("%s (%s): %s (%s), want %s", c.kind, c.auth, o.Status, o.Reason, c.want)
+		}
+	}
+}

@@ -104,7 +104,7 @@ const readCap = target.ReadLimit + 1
 
 // flushAt is how many non-empty pieces the script collects before it sends
 // them as a pool, which bounds the temporary space a batch takes on the
-// host (at most flushAt pieces of readCap bytes, plus one glob's files).
+// host to about flushAt pieces of readCap bytes.
 const flushAt = 32
 
 // prelude starts the script. Everything is wrapped in one brace group
@@ -128,8 +128,9 @@ const flushAt = 32
 // piece. _vP sends every piece registered since the last pool: their sizes
 // from one stat call, their bytes through one cat | base64 pipeline; it then
 // empties the files to give the space back. _vf calls _vP once flushAt
-// pieces with content are waiting (_vW counts them); every frame helper
-// calls _vf before its begin marker, so pools never split a frame.
+// pieces with content (_vW counts them) or 1024 pieces in all are waiting.
+// Every frame helper calls _vf before its begin marker, and a reading glob
+// after each file, so a pool only ever splits a frame between two fields.
 //
 // Frame helpers, each given the request index first:
 //
@@ -147,9 +148,10 @@ const flushAt = 32
 //	               else one head -c, "d <piece>" or on failure "x <piece>"
 //	               with head's message (ENOENT from a race counts as
 //	               missing).
-//	_vG I MODE ARGS  list the regular files among ARGS, "n <piece>"
-//	               (NUL-separated), and with MODE c read each ("d"/"x"/"m",
-//	               in order).
+//	_vG I MODE ARGS  list the regular files among ARGS and with MODE c read
+//	               each ("d"/"x"/"m", in order), then "n <piece>": the files
+//	               (NUL-separated), written as it goes to a file that only
+//	               becomes a piece at the end.
 //	_vx I SECS SCRIPT  run SCRIPT with sh -c in its own process, stdin from
 //	               /dev/null, under `timeout` when the host has it. Its
 //	               stdout and stderr go through two FIFOs made once per
@@ -208,7 +210,7 @@ _vP() {
   for _vj; do : >"$_vj"; done
   _vb=$_vn; _vPL=; _vw=0
 }
-_vf() { [ "$_vw" -lt @FLUSH@ ] || _vP; }
+_vf() { [ "$_vw" -lt @FLUSH@ ] && [ $((_vn-_vb)) -lt 1024 ] || _vP; }
 _v1() {
   _v1=1
   stat -L --printf "$_vfmt" -- "$1" >>"$_vT/s1r" 2>"$_vT/sx" && return 0
@@ -241,12 +243,13 @@ _vr() { _vf; echo "$M $1 b"; _vrd "$2"; echo "$M $1 e"; }
 _vG() {
   _vf; _vi=$1; _vmode=$2; shift 2
   echo "$M $_vi b"
-  _vnew; _vlf=$_vpf; echo "n $_vpi"
+  : >"$_vT/g$_vi"
   for _vp; do
     [ -f "$_vp" ] || continue
-    printf '%s\0' "$_vp" >>"$_vlf"
-    if [ "$_vmode" = c ]; then _vrd "$_vp"; fi
+    printf '%s\0' "$_vp" >>"$_vT/g$_vi"
+    if [ "$_vmode" = c ]; then _vrd "$_vp"; _vf; fi
   done
+  _vadd "g$_vi"; echo "n $_vpi"
   echo "$M $_vi e"
 }
 _vS() {

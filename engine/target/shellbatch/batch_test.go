@@ -692,8 +692,15 @@ func TestScriptPools(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := run(t, shell, b.Script(), nil)
-			if n := strings.Count(string(out), "VIGIL-"+b.nonce+" pool "); n < 2*4 {
+			m := "VIGIL-" + b.nonce + " "
+			if n := strings.Count(string(out), m+"pool "); n < 2*4 {
 				t.Errorf("%d pool markers, want at least 4 pools", n)
+			}
+			// The reading glob flushes in the middle of its frame.
+			g := strconv.Itoa(len(reqs) - 1)
+			begin, end := strings.Index(string(out), m+g+" b\n"), strings.Index(string(out), m+g+" e\n")
+			if begin < 0 || end < begin || !strings.Contains(string(out[begin:end]), m+"pool ") {
+				t.Errorf("no pool inside the glob's frame")
 			}
 			r, err := b.Parse(out, time.Now(), 0)
 			if err != nil {

@@ -112,14 +112,19 @@ func (b *Batch) Parse(out []byte, started time.Time, elapsed time.Duration) ([]t
 // before the start marker (a login banner, a noisy shell rc file) and lines
 // outside frames are ignored; inside a frame or section every line must be
 // a field or its own end marker. Any other marker leaves the open frame
-// unclosed, which fails it. A frame may come in any order, but only once:
-// a repeated begin marker is ignored, with what follows it.
+// unclosed, which fails it, except that a request's frame may hold whole
+// pools. A frame may come in any order, but only once: a repeated begin
+// marker is ignored, with what follows it.
 func (b *Batch) split(out []byte) (*output, error) {
 	o := &output{frames: make([]*frame, len(b.reqs))}
 	prefix := b.marker() + " "
 	started := false
 	var cur *frame
 	var curEnd string // the marker words closing cur
+	// A pool may come in the middle of a request's frame (a glob reading
+	// many files flushes as it goes): the frame waits here meanwhile.
+	var held *frame
+	var heldEnd string
 	for len(out) > 0 {
 		nl := bytes.IndexByte(out, '\n')
 		if nl < 0 {
@@ -133,7 +138,7 @@ func (b *Batch) split(out []byte) (*output, error) {
 			if cur != nil {
 				tag, val, ok := strings.Cut(line, " ")
 				if !ok || !validTag(tag) {
-					cur = nil // left unclosed: malformed
+					cur, held = nil, nil // left unclosed: malformed
 					continue
 				}
 				cur.fields = append(cur.fields, field{tag, val})
@@ -157,11 +162,27 @@ func (b *Batch) split(out []byte) (*output, error) {
 			return o, ErrRemoteSetup
 		case cur != nil && rest == curEnd:
 			cur.ok = true
-			cur = nil
+			cur, curEnd = held, heldEnd
+			held = nil
 			continue
+		}
+		isPool := len(words) == 3 && words[0] == "pool" && words[2] == "b"
+		if isPool && cur != nil && held == nil && curEnd != "stat e" && !strings.HasPrefix(curEnd, "pool ") {
+			held, heldEnd = cur, curEnd
+		} else {
+			held = nil
 		}
 		cur = nil
 		switch {
+		case isPool:
+			base, ok := index(words[1], math.MaxInt32)
+			if !ok {
+				held = nil
+				continue
+			}
+			p := &pool{base: base}
+			o.pools = append(o.pools, p)
+			cur, curEnd = &p.frame, "pool "+words[1]+" e"
 		case len(words) == 2 && words[1] == "b" && words[0] == "stat":
 			cur, curEnd = &frame{}, "stat e"
 			o.stats = append(o.stats, cur)
@@ -172,14 +193,6 @@ func (b *Batch) split(out []byte) (*output, error) {
 			}
 			cur, curEnd = &frame{}, words[0]+" e"
 			o.frames[i] = cur
-		case len(words) == 3 && words[0] == "pool" && words[2] == "b":
-			base, ok := index(words[1], math.MaxInt32)
-			if !ok {
-				continue
-			}
-			p := &pool{base: base}
-			o.pools = append(o.pools, p)
-			cur, curEnd = &p.frame, "pool "+words[1]+" e"
 		}
 	}
 	if !started {
@@ -677,11 +690,20 @@ func fileType(mode uint32) string {
 }
 
 func (d *decoder) decodeGlob(c *fields, r *target.Response) {
-	paths := nulList(c.piece("n"))
-	if c.err != nil {
+	// The list comes last, after the contents of the files it names.
+	last := len(c.f) - 1
+	if last < 0 || c.f[last].tag != "n" {
+		c.err = fmt.Errorf("glob: no list of files")
 		return
 	}
-	if paths == nil {
+	list := &fields{f: c.f[last:], pieces: c.pieces}
+	paths := nulList(list.piece("n"))
+	c.f = c.f[:last]
+	switch {
+	case list.err != nil:
+		c.err = list.err
+		return
+	case paths == nil:
 		c.err = fmt.Errorf("bad glob list")
 		return
 	}

@@ -85,7 +85,7 @@ func outputWith(p []string) string {
 	lines = append(lines, poolLines(0, p[0])...)
 	lines = append(lines,
 		m+"1 b", "g 1", m+"1 e",
-		m+"2 b", "n 2", "d 3", "x 4", m+"2 e",
+		m+"2 b", "d 3", "x 4", "n 2", m+"2 e",
 		m+"stat b", "r 5", "fn 6", "fe 7", m+"stat e",
 	)
 	lines = append(lines, poolLines(1, p[1:8]...)...)
@@ -177,6 +177,11 @@ func TestParseStrict(t *testing.T) {
 		{"stat failures unpaired", outputWith(with(7, "one\ntwo\n")), []int{1}, true},
 		{"stat failures unterminated", outputWith(with(7, "stat: Permission denied")), []int{1}, true},
 		{"stat answer missing", outputWith(with(6, "/etc/ssh/other.conf\x00")), []int{1}, true},
+		{"pool inside a frame", strings.Replace(strings.Replace(good, strings.Join(poolLines(8, goodPieces()[8:]...), "\n")+"\n", "", 1),
+			"e 9\n", "e 9\n"+strings.Join(poolLines(8, goodPieces()[8:]...), "\n")+"\n", 1), nil, true},
+		{"pool inside a pool", strings.Replace(good, "k 6 \n", "k 6 \n"+strings.Join(poolLines(0, "x"), "\n")+"\n", 1), []int{0, 1, 2, 3, 4, 5}, true},
+		{"pool inside the stat section", strings.Replace(strings.Replace(good, strings.Join(poolLines(1, goodPieces()[1:8]...), "\n")+"\n", "", 1),
+			"fn 6\n", "fn 6\n"+strings.Join(poolLines(1, goodPieces()[1:8]...), "\n")+"\n", 1), []int{1}, true},
 		{"two lists of matches", strings.Replace(good, "g 1", "g 1\ng 1", 1), []int{1}, true},
 	}
 	b := newBatch(fixedReqs, testNonce)

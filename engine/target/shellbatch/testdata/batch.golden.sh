@@ -27,7 +27,7 @@ _vP() {
   for _vj; do : >"$_vj"; done
   _vb=$_vn; _vPL=; _vw=0
 }
-_vf() { [ "$_vw" -lt 32 ] || _vP; }
+_vf() { [ "$_vw" -lt 32 ] && [ $((_vn-_vb)) -lt 1024 ] || _vP; }
 _v1() {
   _v1=1
   stat -L --printf "$_vfmt" -- "$1" >>"$_vT/s1r" 2>"$_vT/sx" && return 0
@@ -60,12 +60,13 @@ _vr() { _vf; echo "$M $1 b"; _vrd "$2"; echo "$M $1 e"; }
 _vG() {
   _vf; _vi=$1; _vmode=$2; shift 2
   echo "$M $_vi b"
-  _vnew; _vlf=$_vpf; echo "n $_vpi"
+  : >"$_vT/g$_vi"
   for _vp; do
     [ -f "$_vp" ] || continue
-    printf '%s\0' "$_vp" >>"$_vlf"
-    if [ "$_vmode" = c ]; then _vrd "$_vp"; fi
+    printf '%s\0' "$_vp" >>"$_vT/g$_vi"
+    if [ "$_vmode" = c ]; then _vrd "$_vp"; _vf; fi
   done
+  _vadd "g$_vi"; echo "n $_vpi"
   echo "$M $_vi e"
 }
 _vS() {
