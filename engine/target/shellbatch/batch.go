@@ -7,10 +7,13 @@
 // pure; running the script is the caller's business.
 //
 // The script starts processes per distinct program rather than per request:
-// every stat of the batch is one stat call, missing paths are found with the
-// shell's own test, and all file contents, command outputs and error texts
-// travel through one base64 process (per pool, see below) instead of one per
-// file.
+// the shell's own test sorts the paths of the batch into those that exist
+// and those that do not, and one stat call answers each group (the second
+// for the reasons: missing, permission denied...); file contents, command
+// outputs and error texts all travel through one base64 process per pool
+// (see below); command timings come from one clock process. What remains
+// per request is one head per file read and, per command, the command
+// itself, its timeout and two output cappers.
 //
 // Output protocol. Every line the script prints is either a marker line or a
 // field line. A marker line starts with "VIGIL-<nonce> ", where the nonce is
@@ -29,7 +32,7 @@
 //	VIGIL-<nonce> done           the whole batch ran
 //
 // Frames appear in any order, each at most once (the script answers file
-// requests first). Everything a host controls (file contents, command
+// requests first), and a pool may come between two fields of a frame. Everything a host controls (file contents, command
 // output, names, paths, error messages) is written to a "piece", a file in
 // the script's private temporary directory; a frame refers to pieces by
 // number, and the pools carry them base64-encoded, cut apart by lengths
@@ -155,15 +158,17 @@ const flushAt = 32
 //	_vx I SECS SCRIPT  run SCRIPT with sh -c in its own process, stdin from
 //	               /dev/null, under `timeout` when the host has it. Its
 //	               stdout and stderr go through two FIFOs made once per
-//	               batch to two _vcap jobs, which keep readCap bytes and,
-//	               when a stream is longer, drain the rest so a chatty
-//	               command neither fills the disk nor dies of SIGPIPE. The
-//	               shell holds each FIFO open read-write while it starts the
-//	               jobs and the command, so no open() ever blocks: a job or
-//	               command that fails to start cannot hang the batch. Prints
-//	               "c <exit code>", "t <start ns> <end ns>", "o <piece>",
-//	               "e <piece>". Consecutive execs share a clock reading
-//	               ($_vtl): one date call per exec.
+//	               batch to two _vcap jobs: dd keeps readCap bytes and,
+//	               unless it reports reaching the end of the stream before
+//	               a full block, cat drains the rest, so a chatty command
+//	               neither fills the disk nor dies of SIGPIPE (nor blocks,
+//	               should dd fail). The shell holds each FIFO open
+//	               read-write while it starts the jobs and the command, so
+//	               no open() ever blocks: a job or command that fails to
+//	               start cannot hang the batch; the children close every
+//	               such descriptor. Prints "c <exit code>", "t <start ns>
+//	               <end ns>" (from _vclk, see execPrelude), "o <piece>",
+//	               "e <piece>".
 //	_vk I          packages: the dpkg status file filtered to the fields
 //	               ParseDpkgStatus needs ("dc", "d", "de") and, when rpm
 //	               exists, `rpm -qa` ("rc", "r", "re").
@@ -194,13 +199,12 @@ _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/n
 trap 'rm -rf "$_vT"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 _vto=; command -v timeout >/dev/null 2>&1 && _vto=1
-_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=; _vtl=
+_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=
 _vfmt='%n\0%f\0%u\0%g\0%s\0%U\0%G\0'
 _vadd() { _vpi=$_vn; _vn=$((_vn+1)); _vPL="$_vPL $1"; }
 _vnew() { _vadd "p$_vn"; _vpf=$_vT/p$_vpi; : >"$_vpf"; }
 _vW() { for _vj; do [ -s "$_vj" ] && _vw=$((_vw+1)); done; }
 _vP() {
-  _vtl=
   [ -n "$_vPL" ] || return 0
   set --; for _vj in $_vPL; do set -- "$@" "$_vT/$_vj"; done
   echo "$M pool $_vb b"
@@ -253,7 +257,7 @@ _vG() {
   echo "$M $_vi e"
 }
 _vS() {
-  _vf; _vtl=
+  _vf
   echo "$M stat b"
   if [ -n "$_vSL" ]; then
     IFS=$_vnl; set -f; set -- $_vSL; IFS=" 	$_vnl"; set +f
@@ -274,32 +278,38 @@ _vS() {
   fi
   echo "$M stat e"
 }
+_vclk() {
+  if [ -n "$_vck" ] && echo now >&8 && IFS= read -r _vnow <&9; then
+    case $_vnow in ''|*[!0-9]*) ;; *) return 0;; esac
+  fi
+  if [ -n "$_vck" ]; then _vck=; exec 8>&- 9<&-; fi
+  _vnow=$(date +%s%N)
+}
 _vcap() {
-  exec 4>&- 5>&- 6<&- 7<&-
+  exec 4>&- 5>&- 6<&- 7<&- 8>&- 9<&-
   dd bs=@CAP@ count=1 iflag=fullblock of="$1" 2>"$2"
   _vl=; read -r _vl <"$2"
-  case $_vl in 1+*) exec cat >/dev/null;; esac
+  case $_vl in "0+"[01]" records in") ;; *) exec cat >/dev/null;; esac
 }
 _vx() {
   _vf
   echo "$M $1 b"
   _vnew; _vo=$_vpi; _vnew; _ve=$_vpi
-  [ -n "$_vtl" ] || _vtl=$(date +%s%N)
   exec 4<>"$_vT/fo" 6<"$_vT/fo" 5<>"$_vT/fe" 7<"$_vT/fe"
-  _vcap "$_vT/p$_vo" "$_vT/do" <&6 &
-  _vcap "$_vT/p$_ve" "$_vT/de" <&7 &
-  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&-
+  _vcap "$_vT/p$_vo" "$_vT/do" <&6 & _vj1=$!
+  _vcap "$_vT/p$_ve" "$_vT/de" <&7 & _vj2=$!
+  _vclk; _vt0=$_vnow
+  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&- 8>&- 9<&-
   _vc=$?
   exec 4>&- 5>&- 6<&- 7<&-
-  wait
-  _vt1=$(date +%s%N)
-  echo "c $_vc"; echo "t $_vtl $_vt1"; echo "o $_vo"; echo "e $_ve"
+  wait $_vj1 $_vj2
+  _vclk
+  echo "c $_vc"; echo "t $_vt0 $_vnow"; echo "o $_vo"; echo "e $_ve"
   echo "$M $1 e"
-  _vtl=$_vt1
   _vW "$_vT/p$_vo" "$_vT/p$_ve"
 }
 _vk() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if [ -e /var/lib/dpkg/status ]; then
     _vnew; _vo=$_vpi; _vnew
@@ -316,7 +326,7 @@ _vk() {
   echo "$M $1 e"
 }
 _vu() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"
   else
@@ -329,7 +339,7 @@ _vu() {
   echo "$M $1 e"
 }
 _vm() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if grep -q -E "^$2 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
   if grep -q -E "/$2"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
@@ -337,9 +347,29 @@ _vm() {
 }
 `
 
-// execPrelude makes the two FIFOs the exec helper routes output through,
-// only in batches that run commands.
-const execPrelude = `mkfifo "$_vT/fo" "$_vT/fe" 2>/dev/null || { echo "$M fatal"; exit 1; }
+// execPrelude, only in batches that run commands, makes the FIFOs the exec
+// helper routes output through and starts the clock: one `date -f -`
+// process that answers each "now" line with the time, line-buffered by
+// stdbuf, in place of a date process per reading. The clock is trusted only
+// once a first answer came within two seconds (read by a `timeout`-bound
+// head, so a clock that is missing or buffers its output cannot hang the
+// batch); the shell then reads it with the read builtin through a read-only
+// end (fd 9), so a clock that dies later yields end of file, and _vclk falls
+// back to date. Each end is opened while the shell holds a read-write one,
+// so no open() blocks.
+const execPrelude = `mkfifo "$_vT/fo" "$_vT/fe" "$_vT/ci" "$_vT/co" 2>/dev/null || { echo "$M fatal"; exit 1; }
+_vck=
+if [ -n "$_vto" ] && command -v stdbuf >/dev/null 2>&1; then
+  exec 8<>"$_vT/ci" 7<"$_vT/ci" 9<>"$_vT/co"
+  stdbuf -oL date -f - +%s%N <&7 >"$_vT/co" 2>/dev/null 7<&- 8>&- 9<&- &
+  exec 7<&-
+  echo now >&8
+  _vck=$(timeout 2 head -n 1 <&9 2>/dev/null)
+  case $_vck in
+  ''|*[!0-9]*) _vck=; exec 8>&- 9<&-;;
+  *) exec 7<"$_vT/co"; exec 9<&7 7<&-;;
+  esac
+fi
 `
 
 // modulePrelude lists the module files of the running kernel once, only in

@@ -755,3 +755,73 @@ func TestScriptExecStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestScriptClock checks the exec timings with the clock process working,
+// dying in the middle of the batch, and never answering (its output
+// buffered, as without stdbuf), which must cost the probe's two seconds,
+// not a hang.
+func TestScriptClock(t *testing.T) {
+	reqs := []target.Request{
+		{Op: target.OpExec, Script: "sleep 0.05"},
+		{Op: target.OpExec, Script: "echo two"},
+		{Op: target.OpExec, Script: "sleep 0.05; echo three"},
+	}
+	cases := []struct {
+		name, from, to string
+		clock          string // what the shell says of its clock after the second exec
+	}{
+		{"working", "", "", "on"},
+		{"dies", "\n_vx 1 ", "\nkill $_vckp; wait $_vckp\n_vx 1 ", "off"},
+		{"buffered", "stdbuf -oL date", "date", "off"},
+	}
+	for _, shell := range shells(t) {
+		for _, c := range cases {
+			if c.name == "buffered" && filepath.Base(shell) != "dash" {
+				continue // two seconds are enough once
+			}
+			t.Run(filepath.Base(shell)+"/"+c.name, func(t *testing.T) {
+				b, err := New(reqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				script := string(b.Script())
+				// Remember the clock's PID, and report the clock's state
+				// after the second exec, outside any frame.
+				script = strings.Replace(script, "  exec 7<&-\n  echo now >&8\n", "  _vckp=$!; exec 7<&-\n  echo now >&8\n", 1)
+				script = strings.Replace(script, "\n_vx 2 ", "\nif [ -n \"$_vck\" ]; then echo \"clock on\"; else echo \"clock off\"; fi\n_vx 2 ", 1)
+				if c.from != "" {
+					if !strings.Contains(script, c.from) {
+						t.Fatalf("script lacks %q", c.from)
+					}
+					script = strings.Replace(script, c.from, c.to, 1)
+				}
+				start := time.Now()
+				out := run(t, shell, []byte(script), nil)
+				elapsed := time.Since(start)
+				r, err := b.Parse(out, start, elapsed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(out), "\nclock "+c.clock+"\n") {
+					t.Errorf("clock not %s:\n%s", c.clock, out)
+				}
+				if elapsed > 5*time.Second {
+					t.Errorf("batch took %v", elapsed)
+				}
+				checkExec(t, r[1], 0, "two\n", "")
+				checkExec(t, r[2], 0, "three\n", "")
+				for i, resp := range r {
+					if resp.Duration <= 0 || resp.Duration > elapsed || resp.Started.Before(start) || resp.Started.After(start.Add(elapsed)) {
+						t.Errorf("exec %d: started %v after the batch, took %v", i, resp.Started.Sub(start), resp.Duration)
+					}
+					if i != 1 && resp.Duration < 50*time.Millisecond {
+						t.Errorf("exec %d took %v, slept 50ms", i, resp.Duration)
+					}
+					if i > 0 && resp.Started.Before(r[i-1].Started.Add(r[i-1].Duration)) {
+						t.Errorf("exec %d started before exec %d ended", i, i-1)
+					}
+				}
+			})
+		}
+	}
+}

@@ -24,7 +24,8 @@ var (
 	ErrNoFrame = errors.New("no answer in batch output")
 	// ErrMalformed: a request's frame does not follow the protocol.
 	ErrMalformed = errors.New("malformed answer in batch output")
-	// ErrRemoteSetup: the script could not create its temporary directory.
+	// ErrRemoteSetup: the script could not create its temporary directory,
+	// or the FIFOs in it that commands' output goes through.
 	ErrRemoteSetup = errors.New("batch script could not create a temporary directory")
 	// ErrTimeout: an exec request ran past its timeout and was killed.
 	ErrTimeout = errors.New("command timed out")
@@ -400,12 +401,6 @@ func (c *fields) take(tag string) (string, bool) {
 	v := c.f[0].val
 	c.f = c.f[1:]
 	return v, true
-}
-
-// string returns the raw value of a field.
-func (c *fields) string(tag string) string {
-	v, _ := c.take(tag)
-	return v
 }
 
 // piece returns the piece a field refers to by number.

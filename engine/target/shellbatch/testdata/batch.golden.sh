@@ -11,13 +11,12 @@ _vT=$(mktemp -d 2>/dev/null) || _vT=$(mktemp -d /dev/shm/vigil.XXXXXXXX 2>/dev/n
 trap 'rm -rf "$_vT"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 _vto=; command -v timeout >/dev/null 2>&1 && _vto=1
-_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=; _vtl=
+_vn=0; _vb=0; _vw=0; _vPL=; _vSL=; _vFL=; _v1=
 _vfmt='%n\0%f\0%u\0%g\0%s\0%U\0%G\0'
 _vadd() { _vpi=$_vn; _vn=$((_vn+1)); _vPL="$_vPL $1"; }
 _vnew() { _vadd "p$_vn"; _vpf=$_vT/p$_vpi; : >"$_vpf"; }
 _vW() { for _vj; do [ -s "$_vj" ] && _vw=$((_vw+1)); done; }
 _vP() {
-  _vtl=
   [ -n "$_vPL" ] || return 0
   set --; for _vj in $_vPL; do set -- "$@" "$_vT/$_vj"; done
   echo "$M pool $_vb b"
@@ -70,7 +69,7 @@ _vG() {
   echo "$M $_vi e"
 }
 _vS() {
-  _vf; _vtl=
+  _vf
   echo "$M stat b"
   if [ -n "$_vSL" ]; then
     IFS=$_vnl; set -f; set -- $_vSL; IFS=" 	$_vnl"; set +f
@@ -91,32 +90,38 @@ _vS() {
   fi
   echo "$M stat e"
 }
+_vclk() {
+  if [ -n "$_vck" ] && echo now >&8 && IFS= read -r _vnow <&9; then
+    case $_vnow in ''|*[!0-9]*) ;; *) return 0;; esac
+  fi
+  if [ -n "$_vck" ]; then _vck=; exec 8>&- 9<&-; fi
+  _vnow=$(date +%s%N)
+}
 _vcap() {
-  exec 4>&- 5>&- 6<&- 7<&-
+  exec 4>&- 5>&- 6<&- 7<&- 8>&- 9<&-
   dd bs=4194305 count=1 iflag=fullblock of="$1" 2>"$2"
   _vl=; read -r _vl <"$2"
-  case $_vl in 1+*) exec cat >/dev/null;; esac
+  case $_vl in "0+"[01]" records in") ;; *) exec cat >/dev/null;; esac
 }
 _vx() {
   _vf
   echo "$M $1 b"
   _vnew; _vo=$_vpi; _vnew; _ve=$_vpi
-  [ -n "$_vtl" ] || _vtl=$(date +%s%N)
   exec 4<>"$_vT/fo" 6<"$_vT/fo" 5<>"$_vT/fe" 7<"$_vT/fe"
-  _vcap "$_vT/p$_vo" "$_vT/do" <&6 &
-  _vcap "$_vT/p$_ve" "$_vT/de" <&7 &
-  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&-
+  _vcap "$_vT/p$_vo" "$_vT/do" <&6 & _vj1=$!
+  _vcap "$_vT/p$_ve" "$_vT/de" <&7 & _vj2=$!
+  _vclk; _vt0=$_vnow
+  if [ -n "$_vto" ]; then timeout -k 2 "$2" sh -c "$3"; else sh -c "$3"; fi </dev/null >"$_vT/fo" 2>"$_vT/fe" 4>&- 5>&- 6<&- 7<&- 8>&- 9<&-
   _vc=$?
   exec 4>&- 5>&- 6<&- 7<&-
-  wait
-  _vt1=$(date +%s%N)
-  echo "c $_vc"; echo "t $_vtl $_vt1"; echo "o $_vo"; echo "e $_ve"
+  wait $_vj1 $_vj2
+  _vclk
+  echo "c $_vc"; echo "t $_vt0 $_vnow"; echo "o $_vo"; echo "e $_ve"
   echo "$M $1 e"
-  _vtl=$_vt1
   _vW "$_vT/p$_vo" "$_vT/p$_ve"
 }
 _vk() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if [ -e /var/lib/dpkg/status ]; then
     _vnew; _vo=$_vpi; _vnew
@@ -133,7 +138,7 @@ _vk() {
   echo "$M $1 e"
 }
 _vu() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if ! command -v systemctl >/dev/null 2>&1; then echo "y 0"
   else
@@ -146,13 +151,25 @@ _vu() {
   echo "$M $1 e"
 }
 _vm() {
-  _vf; _vtl=
+  _vf
   echo "$M $1 b"
   if grep -q -E "^$2 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
   if grep -q -E "/$2"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
   echo "$M $1 e"
 }
-mkfifo "$_vT/fo" "$_vT/fe" 2>/dev/null || { echo "$M fatal"; exit 1; }
+mkfifo "$_vT/fo" "$_vT/fe" "$_vT/ci" "$_vT/co" 2>/dev/null || { echo "$M fatal"; exit 1; }
+_vck=
+if [ -n "$_vto" ] && command -v stdbuf >/dev/null 2>&1; then
+  exec 8<>"$_vT/ci" 7<"$_vT/ci" 9<>"$_vT/co"
+  stdbuf -oL date -f - +%s%N <&7 >"$_vT/co" 2>/dev/null 7<&- 8>&- 9<&- &
+  exec 7<&-
+  echo now >&8
+  _vck=$(timeout 2 head -n 1 <&9 2>/dev/null)
+  case $_vck in
+  ''|*[!0-9]*) _vck=; exec 8>&- 9<&-;;
+  *) exec 7<"$_vT/co"; exec 9<&7 7<&-;;
+  esac
+fi
 find "/lib/modules/$(uname -r)/" -type f -name '*.ko*' >"$_vT/m" 2>/dev/null
 _vr 0 '/etc/hostname'
 _vg 1 '/etc/ssh/'*'.conf'
