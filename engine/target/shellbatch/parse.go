@@ -516,6 +516,7 @@ func (d *decoder) decode(r *target.Response, ff []field) error {
 	case target.OpModule:
 		r.Loaded = c.flag("l")
 		r.Available = c.flag("a")
+		r.Builtin = c.flag("bi")
 	default:
 		return fmt.Errorf("unknown op")
 	}

@@ -93,7 +93,7 @@ func outputWith(p []string) string {
 		m+"3 b", "c 0", "t 2000 5000", "o 8", "e 9", m+"3 e",
 		m+"4 b", "dc 0", "d 10", "de 11", m+"4 e",
 		m+"5 b", "y 1", "ec 0", "en 12", "ac 3", "an 13", m+"5 e",
-		m+"6 b", "l 1", "a 0", m+"6 e",
+		m+"6 b", "l 1", "a 0", "bi 0", m+"6 e",
 	)
 	lines = append(lines, poolLines(8, p[8:]...)...)
 	lines = append(lines, m+"done")
@@ -150,7 +150,7 @@ func TestParseStrict(t *testing.T) {
 		{"wrong nonce", strings.ReplaceAll(good, testNonce, "ffffffffffffffffffffffffffffffff"), []int{0, 1, 2, 3, 4, 5, 6}, false},
 		{"no done", strings.TrimSuffix(good, m+"done\n"), nil, false},
 		{"last line unterminated", strings.TrimSuffix(good, "\n"), nil, false},
-		{"frame missing", strings.Replace(good, m+"6 b\nl 1\na 0\n"+m+"6 e\n", "", 1), []int{6}, true},
+		{"frame missing", strings.Replace(good, m+"6 b\nl 1\na 0\nbi 0\n"+m+"6 e\n", "", 1), []int{6}, true},
 		{"frame not closed", strings.Replace(good, m+"0 e\n", "", 1), []int{0}, true},
 		{"bad base64", strings.Replace(good, "z "+b64("web01\n"), "z web01!", 1), []int{0}, true},
 		{"raw line in frame", strings.Replace(good, "d 0\n", "VIGIL-forged 0 e\n", 1), []int{0}, true},

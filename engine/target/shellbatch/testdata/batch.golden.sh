@@ -155,6 +155,7 @@ _vm() {
   echo "$M $1 b"
   if grep -q -E "^$2 " /proc/modules 2>/dev/null; then echo "l 1"; else echo "l 0"; fi
   if grep -q -E "/$2"'\.ko(\.(xz|zst|gz))?$' "$_vT/m" 2>/dev/null; then echo "a 1"; else echo "a 0"; fi
+  if grep -q -E "/$2"'\.ko$' "/lib/modules/$(uname -r)/modules.builtin" 2>/dev/null; then echo "bi 1"; else echo "bi 0"; fi
   echo "$M $1 e"
 }
 mkfifo "$_vT/fo" "$_vT/fe" "$_vT/ci" "$_vT/co" 2>/dev/null || { echo "$M fatal"; exit 1; }
