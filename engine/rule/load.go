@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -717,6 +718,13 @@ func (p *parser) check(n *yaml.Node, field string) Check {
 		}
 		if !found {
 			p.errf(n.Line, field, "method %s needs at least one of %s", c.Method, strings.Join(group, ", "))
+		}
+	}
+	for _, name := range []string{"path", "scan_pattern"} {
+		if pr, ok := c.Params[name]; ok && !tokenPattern.MatchString(pr.Str) && strings.ContainsAny(pr.Str, "*?[") {
+			if _, err := path.Match(pr.Str, ""); err != nil {
+				p.errf(pr.Line, field+"."+name, "%q is not a valid glob pattern: %v", pr.Str, err)
+			}
 		}
 	}
 	if c.Method == "command" {

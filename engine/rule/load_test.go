@@ -152,6 +152,7 @@ func TestLoadDirReportsEveryError(t *testing.T) {
 		"system/bad-yaml.yml":    "id: bad-yaml\ntitle: [unclosed\n",
 		"system/bad-cap.yml":     strings.Replace(strings.Replace(goodRule, "id: ssh-max-auth-tries", "id: bad-cap", 1), "when: sshd_config_d", "when: quantum_drive", 1),
 		"system/dep-missing.yml": strings.Replace(goodRule, "id: ssh-max-auth-tries", "id: dep-missing\ndepends_on: [no-such-rule]", 1),
+		"system/bad-glob.yml":    "id: bad-glob\ntitle: t\ndescription: d\nrationale: r\nseverity: low\ncategory: system\nimplementations:\n  - check:\n      method: file_exists\n      path: /etc/[-\n",
 		"system/bad-mode.yml":    "id: bad-mode\ntitle: t\ndescription: d\nrationale: r\nseverity: low\ncategory: system\nimplementations:\n  - check:\n      method: file_permissions\n      path: /etc/x\n      mode: \"0999\"\n",
 		"system/two-defaults.yml": "id: two-defaults\ntitle: t\ndescription: d\nrationale: r\nseverity: low\ncategory: system\nimplementations:\n" +
 			"  - default: true\n    check: {method: file_exists, path: /a}\n  - default: true\n    check: {method: file_exists, path: /b}\n",
@@ -178,6 +179,7 @@ func TestLoadDirReportsEveryError(t *testing.T) {
 		"dep-missing.yml:", "depends_on: unknown rule id \"no-such-rule\"",
 		"bad-mode.yml:11: implementations[0].check.mode: \"0999\" is not an octal file mode",
 		"two-defaults.yml:", "2 implementations are marked default",
+		"bad-glob.yml:10: implementations[0].check.path: \"/etc/[-\" is not a valid glob pattern",
 	}
 	for _, w := range wants {
 		if !strings.Contains(msg, w) {
