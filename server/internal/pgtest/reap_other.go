@@ -1,0 +1,7 @@
+//go:build !linux
+
+package pgtest
+
+func adoptOrphans() {}
+
+func reap(int) {}

@@ -1,0 +1,501 @@
+// Package sqlite is the embedded store: one file in the data directory, so
+// a single vigil-server binary is a working server. It uses WAL so readers
+// never wait for the writer, and one writer connection so that writes are
+// serialised in the process instead of failing with SQLITE_BUSY.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigilfleet/vigil/engine/result"
+	"github.com/vigilfleet/vigil/engine/rule"
+	"github.com/vigilfleet/vigil/server/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w *sql.DB // the single writer
+	r *sql.DB // readers
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and applies
+// pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// busy_timeout comes first so that the journal_mode switch waits for a
+	// concurrent opener instead of failing with SQLITE_BUSY.
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	// BEGIN IMMEDIATE takes the write lock at the start of a transaction, so
+	// a second process writing the same file waits on busy_timeout rather
+	// than failing at its first write after reading.
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+// migrate applies every embedded migration not yet recorded, all in one
+// immediate transaction: that transaction is the lock, so two processes
+// opening a new file at once cannot both apply a migration.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: schema_migrations: %w", err)
+	}
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+			return fmt.Errorf("migrate %s: %w", version, err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("migrate %s: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`,
+			version, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("migrate %s: record: %w", version, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return store.Micro(t).UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// UpsertHost implements store.Store.
+func (s *Store) UpsertHost(ctx context.Context, h store.Host) (store.Host, error) {
+	labels, groups, err := hostJSON(h)
+	if err != nil {
+		return store.Host{}, err
+	}
+	now := micros(time.Now())
+	err = s.w.QueryRowContext(ctx, `INSERT INTO hosts(name, address, os, labels, group_names, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET address = excluded.address, os = excluded.os,
+			labels = excluded.labels, group_names = excluded.group_names, updated_at = excluded.updated_at
+		RETURNING id`, h.Name, h.Address, h.OS, labels, groups, now, now).Scan(&h.ID)
+	if err != nil {
+		return store.Host{}, fmt.Errorf("upsert host %s: %w", h.Name, err)
+	}
+	return h, nil
+}
+
+// Hosts implements store.Store.
+func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, address, os, labels, group_names FROM hosts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Host
+	for rows.Next() {
+		var h store.Host
+		var labels, groups string
+		if err := rows.Scan(&h.ID, &h.Name, &h.Address, &h.OS, &labels, &groups); err != nil {
+			return nil, fmt.Errorf("list hosts: %w", err)
+		}
+		if err := errors.Join(json.Unmarshal([]byte(labels), &h.Labels), json.Unmarshal([]byte(groups), &h.Groups)); err != nil {
+			return nil, fmt.Errorf("host %s: decode labels or groups: %w", h.Name, err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	return out, nil
+}
+
+func hostJSON(h store.Host) (labels, groups []byte, err error) {
+	if h.Name == "" {
+		return nil, nil, errors.New("upsert host: empty name")
+	}
+	if h.Labels == nil {
+		h.Labels = map[string]string{}
+	}
+	if h.Groups == nil {
+		h.Groups = []string{}
+	}
+	if labels, err = json.Marshal(h.Labels); err != nil {
+		return nil, nil, fmt.Errorf("host %s labels: %w", h.Name, err)
+	}
+	if groups, err = json.Marshal(h.Groups); err != nil {
+		return nil, nil, fmt.Errorf("host %s groups: %w", h.Name, err)
+	}
+	return labels, groups, nil
+}
+
+// CreateScan implements store.Store.
+func (s *Store) CreateScan(ctx context.Context, sc store.Scan) (store.Scan, error) {
+	if sc.Status == "" {
+		sc.Status = store.ScanRunning
+	}
+	if sc.StartedAt.IsZero() {
+		sc.StartedAt = time.Now()
+	}
+	sc.StartedAt = store.Micro(sc.StartedAt)
+	var finished any
+	if !sc.FinishedAt.IsZero() {
+		sc.FinishedAt = store.Micro(sc.FinishedAt)
+		finished = micros(sc.FinishedAt)
+	}
+	var exists int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM hosts WHERE id = ?`, sc.HostID).Scan(&exists); err != nil {
+		return store.Scan{}, fmt.Errorf("create scan of host %d: %w", sc.HostID, err)
+	}
+	if exists == 0 {
+		return store.Scan{}, fmt.Errorf("create scan: host %d: %w", sc.HostID, store.ErrNotFound)
+	}
+	c := sc.Counts
+	err := s.w.QueryRowContext(ctx, `INSERT INTO scans(host_id, trigger, status, bundle_version, started_at, finished_at,
+			total, pass, fail, skipped, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		sc.HostID, sc.Trigger, string(sc.Status), sc.BundleVersion, micros(sc.StartedAt), finished,
+		c.Total, c.Pass, c.Fail, c.Skipped, c.Error).Scan(&sc.ID)
+	if err != nil {
+		return store.Scan{}, fmt.Errorf("create scan of host %d: %w", sc.HostID, err)
+	}
+	return sc, nil
+}
+
+// FinishScan implements store.Store.
+func (s *Store) FinishScan(ctx context.Context, id int64, status store.ScanStatus, at time.Time, c result.Summary) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE scans SET status = ?, finished_at = ?, total = ?, pass = ?, fail = ?,
+		skipped = ?, error = ? WHERE id = ?`, string(status), micros(at), c.Total, c.Pass, c.Fail, c.Skipped, c.Error, id)
+	if err != nil {
+		return fmt.Errorf("finish scan %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("finish scan %d: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Scan implements store.Store.
+func (s *Store) Scan(ctx context.Context, id int64) (store.Scan, error) {
+	sc := store.Scan{ID: id}
+	var status string
+	var started int64
+	var finished sql.NullInt64
+	c := &sc.Counts
+	err := s.r.QueryRowContext(ctx, `SELECT host_id, trigger, status, bundle_version, started_at, finished_at,
+			total, pass, fail, skipped, error FROM scans WHERE id = ?`, id).
+		Scan(&sc.HostID, &sc.Trigger, &status, &sc.BundleVersion, &started, &finished,
+			&c.Total, &c.Pass, &c.Fail, &c.Skipped, &c.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Scan{}, fmt.Errorf("scan %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Scan{}, fmt.Errorf("scan %d: %w", id, err)
+	}
+	sc.Status = store.ScanStatus(status)
+	sc.StartedAt = fromMicros(started)
+	if finished.Valid {
+		sc.FinishedAt = fromMicros(finished.Int64)
+	}
+	return sc, nil
+}
+
+// Ingest implements store.Store.
+func (s *Store) Ingest(ctx context.Context, b store.Batch) (store.IngestStats, error) {
+	var st store.IngestStats
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return st, fmt.Errorf("ingest scan %d batch %d: begin: %w", b.ScanID, b.Seq, err)
+	}
+	defer tx.Rollback()
+	st, err = ingest(ctx, tx, b)
+	if err != nil {
+		return store.IngestStats{}, fmt.Errorf("ingest scan %d batch %d: %w", b.ScanID, b.Seq, err)
+	}
+	if st.Replayed {
+		return st, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return store.IngestStats{}, fmt.Errorf("ingest scan %d batch %d: commit: %w", b.ScanID, b.Seq, err)
+	}
+	return st, nil
+}
+
+func ingest(ctx context.Context, tx *sql.Tx, b store.Batch) (store.IngestStats, error) {
+	var st store.IngestStats
+	var hostID, started int64
+	err := tx.QueryRowContext(ctx, `SELECT host_id, started_at FROM scans WHERE id = ?`, b.ScanID).Scan(&hostID, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("scan %d: %w", b.ScanID, store.ErrNotFound)
+	}
+	if err != nil {
+		return st, err
+	}
+	p, err := store.Prepare(b, fromMicros(started))
+	if err != nil {
+		return st, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO ingested_batches(scan_id, seq, results, ingested_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, b.ScanID, b.Seq, len(p.Rows), micros(time.Now()))
+	if err != nil {
+		return st, fmt.Errorf("record batch: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.IngestStats{Replayed: true}, nil
+	}
+	for _, h := range p.Hashes {
+		res, err := tx.ExecContext(ctx, `INSERT INTO evidence(hash, body) VALUES (?, ?) ON CONFLICT DO NOTHING`, h, string(p.Evidence[h]))
+		if err != nil {
+			return st, fmt.Errorf("evidence %s: %w", h, err)
+		}
+		n, _ := res.RowsAffected()
+		st.NewEvidence += int(n)
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO scan_results(scan_id, host_id, rule_id, status, severity, reason, refs,
+		evidence_hash, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return st, err
+	}
+	defer ins.Close()
+	for _, r := range p.Rows {
+		if _, err := ins.ExecContext(ctx, b.ScanID, hostID, r.RuleID, string(r.Status), r.Severity, r.Reason,
+			string(r.Refs), nullable(r.EvidenceHash), micros(r.At)); err != nil {
+			return st, fmt.Errorf("result %s: %w", r.RuleID, err)
+		}
+		st.Results++
+	}
+	prior, err := priors(ctx, tx, hostID)
+	if err != nil {
+		return st, err
+	}
+	updates, trans := store.Plan(p.Rows, prior)
+	up, err := tx.PrepareContext(ctx, `INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs,
+			evidence_hash, scan_id, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(host_id, rule_id) DO UPDATE SET status = excluded.status, severity = excluded.severity,
+			reason = excluded.reason, refs = excluded.refs, evidence_hash = excluded.evidence_hash,
+			scan_id = excluded.scan_id, observed_at = excluded.observed_at`)
+	if err != nil {
+		return st, err
+	}
+	defer up.Close()
+	for _, r := range updates {
+		if _, err := up.ExecContext(ctx, hostID, r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs),
+			nullable(r.EvidenceHash), b.ScanID, micros(r.At)); err != nil {
+			return st, fmt.Errorf("current state %s: %w", r.RuleID, err)
+		}
+	}
+	tr, err := tx.PrepareContext(ctx, `INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity,
+		reason, refs, evidence_hash, scan_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return st, err
+	}
+	defer tr.Close()
+	for _, t := range trans {
+		if _, err := tr.ExecContext(ctx, hostID, t.RuleID, string(t.From), string(t.Status), t.Severity, t.Reason,
+			string(t.Refs), nullable(t.EvidenceHash), b.ScanID, micros(t.At)); err != nil {
+			return st, fmt.Errorf("transition %s: %w", t.RuleID, err)
+		}
+		st.Transitions++
+	}
+	return st, nil
+}
+
+// priors reads the host's whole current state: with a few hundred rules
+// per host that is one cheap indexed scan, simpler than an IN list.
+func priors(ctx context.Context, tx *sql.Tx, hostID int64) (map[string]store.Prior, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT rule_id, status, observed_at FROM current_state WHERE host_id = ?`, hostID)
+	if err != nil {
+		return nil, fmt.Errorf("read current state of host %d: %w", hostID, err)
+	}
+	defer rows.Close()
+	prior := map[string]store.Prior{}
+	for rows.Next() {
+		var id, status string
+		var at int64
+		if err := rows.Scan(&id, &status, &at); err != nil {
+			return nil, err
+		}
+		prior[id] = store.Prior{Status: result.Status(status), At: fromMicros(at)}
+	}
+	return prior, rows.Err()
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// CurrentState implements store.Store.
+func (s *Store) CurrentState(ctx context.Context, hostID int64) ([]store.Finding, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, status, severity, reason, refs, evidence_hash, scan_id, observed_at
+		FROM current_state WHERE host_id = ? ORDER BY rule_id`, hostID)
+	if err != nil {
+		return nil, fmt.Errorf("current state of host %d: %w", hostID, err)
+	}
+	fs, err := scanFindings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("current state of host %d: %w", hostID, err)
+	}
+	return fs, nil
+}
+
+// ScanResults implements store.Store.
+func (s *Store) ScanResults(ctx context.Context, scanID int64) ([]store.Finding, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, status, severity, reason, refs, evidence_hash, scan_id, observed_at
+		FROM scan_results WHERE scan_id = ? ORDER BY id`, scanID)
+	if err != nil {
+		return nil, fmt.Errorf("results of scan %d: %w", scanID, err)
+	}
+	fs, err := scanFindings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("results of scan %d: %w", scanID, err)
+	}
+	return fs, nil
+}
+
+// StateAt implements store.Store.
+func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]store.Finding, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at
+		FROM (SELECT t.*, row_number() OVER (PARTITION BY rule_id ORDER BY at DESC, id DESC) AS rn
+			FROM transitions t WHERE host_id = ? AND at <= ?)
+		WHERE rn = 1 ORDER BY rule_id`, hostID, micros(at))
+	if err != nil {
+		return nil, fmt.Errorf("state of host %d at %s: %w", hostID, at, err)
+	}
+	fs, err := scanFindings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("state of host %d at %s: %w", hostID, at, err)
+	}
+	return fs, nil
+}
+
+// Transitions implements store.Store.
+func (s *Store) Transitions(ctx context.Context, hostID int64, from, to time.Time) ([]store.Transition, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at,
+			from_status FROM transitions WHERE host_id = ? AND at >= ? AND at < ? ORDER BY at, id`,
+		hostID, micros(from), micros(to))
+	if err != nil {
+		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
+	}
+	defer rows.Close()
+	var out []store.Transition
+	for rows.Next() {
+		var t store.Transition
+		var from string
+		if err := scanFinding(rows, &t.Finding, &from); err != nil {
+			return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
+		}
+		t.From = result.Status(from)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
+	}
+	return out, nil
+}
+
+// Evidence implements store.Store.
+func (s *Store) Evidence(ctx context.Context, hash string) ([]result.Evidence, error) {
+	var body string
+	err := s.r.QueryRowContext(ctx, `SELECT body FROM evidence WHERE hash = ?`, hash).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("evidence %s: %w", hash, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence %s: %w", hash, err)
+	}
+	var ev []result.Evidence
+	if err := json.Unmarshal([]byte(body), &ev); err != nil {
+		return nil, fmt.Errorf("evidence %s: decode: %w", hash, err)
+	}
+	return ev, nil
+}
+
+func scanFindings(rows *sql.Rows) ([]store.Finding, error) {
+	defer rows.Close()
+	var out []store.Finding
+	for rows.Next() {
+		var f store.Finding
+		if err := scanFinding(rows, &f); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// scanFinding reads the common column list (rule_id, status, severity,
+// reason, refs, evidence_hash, scan_id, time) followed by extra columns.
+func scanFinding(rows *sql.Rows, f *store.Finding, extra ...any) error {
+	var status, severity, refs string
+	var hash sql.NullString
+	var at int64
+	dest := append([]any{&f.RuleID, &status, &severity, &f.Reason, &refs, &hash, &f.ScanID, &at}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	f.Status = result.Status(status)
+	f.Severity = rule.Severity(severity)
+	f.EvidenceHash = hash.String
+	f.At = fromMicros(at)
+	if err := json.Unmarshal([]byte(refs), &f.References); err != nil {
+		return fmt.Errorf("rule %s references: %w", f.RuleID, err)
+	}
+	return nil
+}
