@@ -39,6 +39,7 @@ unit:
 bench: build
 	cd engine && VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 	@echo "(ns/op above is one whole scan; rules/s, roundtrips/scan and peak-RSS-MB are per scan)"
+	cd server && $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # Every rule's proof cases on real targets, and the table of rules that
 # lack a passing or a failing case.
