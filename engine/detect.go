@@ -183,8 +183,10 @@ func init() {
 	}
 }
 
-// detectRequests is the whole detection batch.
-func detectRequests() []target.Request {
+// DetectionRequests is the whole detection batch a session sends first:
+// os-release and every capability probe. Exposed so the transport's cost
+// for it can be measured against the real list, not a copy.
+func DetectionRequests() []target.Request {
 	var reqs []target.Request
 	for _, p := range readPaths {
 		reqs = append(reqs, target.Request{Op: target.OpRead, Path: p})
@@ -251,7 +253,7 @@ type HostInfo struct {
 // detect runs the detection batch and derives platform and capabilities,
 // then applies operator overrides.
 func detect(ctx context.Context, t target.Target, overrides map[string]bool) (*HostInfo, error) {
-	reqs := detectRequests()
+	reqs := DetectionRequests()
 	resps, err := t.Gather(ctx, reqs)
 	if err != nil {
 		return nil, fmt.Errorf("detect %s: %w", t.Name(), err)

@@ -204,7 +204,6 @@ type node struct {
 	mode     os.FileMode // 0: 0644 for files, 0755 for directories
 	uid, gid int         // -1: leave the creator's
 	link     string      // a symlink to this target, verbatim
-	dir      bool
 }
 
 func f(p, data string) node { return node{path: p, data: data, uid: -1, gid: -1} }
@@ -214,8 +213,6 @@ func fm(p, data string, mode os.FileMode, uid, gid int) node {
 }
 
 func ln(p, to string) node { return node{path: p, link: to, uid: -1, gid: -1} }
-
-func dirNode(p string) node { return node{path: p, dir: true, uid: -1, gid: -1} }
 
 // buildRoot writes a root filesystem under a fresh temporary directory,
 // with real modes, owners and symlinks.
@@ -233,10 +230,6 @@ func buildRoot(t *testing.T, nodes ...node) string {
 				t.Fatal(err)
 			}
 			continue
-		case n.dir:
-			if err := os.MkdirAll(host, 0o755); err != nil {
-				t.Fatal(err)
-			}
 		default:
 			if err := os.WriteFile(host, []byte(n.data), 0o644); err != nil {
 				t.Fatal(err)

@@ -94,9 +94,6 @@ func newBatch(reqs []target.Request, nonce string) *Batch {
 // Script returns the POSIX sh script to feed to `sh -s`.
 func (b *Batch) Script() []byte { return b.script }
 
-// Requests returns the requests of the batch, in order.
-func (b *Batch) Requests() []target.Request { return b.reqs }
-
 // marker is the prefix of every marker line of this batch.
 func (b *Batch) marker() string { return "VIGIL-" + b.nonce }
 

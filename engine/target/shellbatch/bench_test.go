@@ -1,4 +1,4 @@
-package shellbatch
+package shellbatch_test
 
 import (
 	"bytes"
@@ -12,47 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilfleet/vigil/engine"
 	"github.com/vigilfleet/vigil/engine/target"
+	"github.com/vigilfleet/vigil/engine/target/shellbatch"
 )
-
-// detectLikeRequests mirrors the engine's detection batch (detect.go):
-// reads, stats of literal paths and of a few patterns, one glob, one exec.
-func detectLikeRequests() []target.Request {
-	readPaths := []string{"/etc/os-release", "/usr/lib/os-release", "/proc/sys/crypto/fips_enabled",
-		"/sys/fs/selinux/enforce", "/sys/module/apparmor/parameters/enabled", "/etc/ufw/ufw.conf", "/proc/self/mounts"}
-	statPaths := []string{
-		"/usr/bin/apt-get", "/usr/bin/dpkg", "/var/lib/dpkg/status", "/usr/bin/rpm", "/bin/rpm",
-		"/usr/bin/systemctl", "/bin/systemctl", "/lib/systemd/systemd", "/usr/lib/systemd/systemd",
-		"/etc/ssh/sshd_config.d", "/usr/bin/authselect", "/etc/selinux/config", "/sys/fs/selinux/enforce",
-		"/etc/apparmor.d", "/sbin/apparmor_parser", "/usr/sbin/apparmor_parser", "/sbin/auditd", "/usr/sbin/auditd",
-		"/usr/sbin/firewalld", "/usr/sbin/nft", "/sbin/nft", "/usr/sbin/ufw", "/usr/sbin/rsyslogd",
-		"/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald", "/usr/sbin/chronyd",
-		"/usr/sbin/cron", "/usr/sbin/crond", "/usr/sbin/gdm", "/usr/sbin/gdm3", "/usr/bin/dconf",
-		"/usr/sbin/sssd", "/etc/sssd/sssd.conf", "/etc/krb5.keytab", "/etc/crypto-policies/config",
-		"/usr/bin/aide", "/usr/sbin/aide", "/usr/sbin/sshd", "/usr/bin/sudo", "/etc/default/grub",
-		"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/usr/sbin/iptables", "/sbin/iptables",
-		"/lib/systemd/systemd-timesyncd", "/usr/lib/systemd/systemd-timesyncd", "/usr/sbin/ntpd",
-		"/usr/bin/at", "/sys/firmware/efi", "/etc/pam.d", "/etc/security/faillock.conf",
-		"/etc/security/pwquality.conf", "/.dockerenv", "/run/.containerenv", "/usr/bin/Xorg",
-		"/usr/lib/xorg/Xorg", "/usr/sbin/postfix", "/usr/bin/snap", "/usr/bin/dnf", "/usr/bin/yum",
-		"/usr/sbin/usbguard-daemon", "/usr/sbin/fapolicyd", "/usr/bin/opensc-tool", "/usr/bin/tmux",
-		"/etc/libuser.conf", "/proc/net/if_inet6", "/proc/modules", "/lib/modules",
-	}
-	for _, dir := range []string{"/usr/lib64/security", "/lib64/security", "/usr/lib/security", "/lib/security", "/usr/lib/*/security", "/lib/*/security"} {
-		statPaths = append(statPaths, dir+"/pam_faillock.so", dir+"/pam_pwquality.so")
-	}
-	units := "nftables rsyslog auditd systemd-journald firewalld ufw chronyd chrony"
-	var reqs []target.Request
-	for _, p := range readPaths {
-		reqs = append(reqs, target.Request{Op: target.OpRead, Path: p})
-	}
-	for _, p := range statPaths {
-		reqs = append(reqs, target.Request{Op: target.OpStat, Path: p})
-	}
-	reqs = append(reqs, target.Request{Op: target.OpGlob, Path: "/boot/loader/entries/*.conf"})
-	return append(reqs, target.Request{Op: target.OpExec, Script: `command -v systemctl >/dev/null 2>&1 || exit 0; for u in ` + units +
-		`; do printf '%s=%s\n' "$u" "$(systemctl is-active "$u" 2>/dev/null)"; done`})
-}
 
 // scan300Requests mirrors the fact batch of the engine's synthetic
 // 300-rule benchmark corpus (bench_test.go in package engine): the facts
@@ -146,7 +109,7 @@ func countProcs(tb testing.TB, script []byte) (procs, execs int) {
 func benchBatch(b *testing.B, reqs []target.Request) {
 	var faults int64
 	for b.Loop() {
-		bt, err := New(reqs)
+		bt, err := shellbatch.New(reqs)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -164,7 +127,7 @@ func benchBatch(b *testing.B, reqs []target.Request) {
 		faults += flt
 	}
 	b.ReportMetric(float64(faults)/float64(b.N), "faults/op")
-	bt, err := New(reqs)
+	bt, err := shellbatch.New(reqs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,9 +137,9 @@ func benchBatch(b *testing.B, reqs []target.Request) {
 	}
 }
 
-// BenchmarkDetectLikeBatch runs the detection-like batch locally under
-// /bin/sh and reports the page faults and processes it costs.
-func BenchmarkDetectLikeBatch(b *testing.B) { benchBatch(b, detectLikeRequests()) }
+// BenchmarkDetectLikeBatch runs the engine's real detection batch locally
+// under /bin/sh and reports the page faults and processes it costs.
+func BenchmarkDetectLikeBatch(b *testing.B) { benchBatch(b, engine.DetectionRequests()) }
 
 // BenchmarkScan300Batch runs the synthetic 300-rule scan batch locally.
 func BenchmarkScan300Batch(b *testing.B) { benchBatch(b, scan300Requests()) }
