@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"sync"
+	"io"
 	"testing"
 
 	"github.com/vigilfleet/vigil/server/internal/pgtest"
@@ -31,27 +31,7 @@ func BenchmarkIngest500(b *testing.B) { storetest.Bench(b, open) }
 // migration is applied once and every replica opens.
 func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	url := pgtest.DB(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := Open(context.Background(), url)
-			if err != nil {
-				errs <- err
-				return
-			}
-			errs <- s.Close()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.OpenConcurrently(t, 4, func() (io.Closer, error) { return Open(context.Background(), url) })
 	s, err := Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)

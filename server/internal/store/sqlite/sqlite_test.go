@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"io"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/vigilfleet/vigil/server/internal/store"
@@ -28,27 +28,7 @@ func BenchmarkIngest500(b *testing.B) { storetest.Bench(b, open) }
 // migration exactly once and leave every opener working.
 func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vigil.db")
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := Open(context.Background(), path)
-			if err != nil {
-				errs <- err
-				return
-			}
-			errs <- s.Close()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.OpenConcurrently(t, 4, func() (io.Closer, error) { return Open(context.Background(), path) })
 	s, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
