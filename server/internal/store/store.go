@@ -17,13 +17,23 @@ import (
 // does not exist, so the API edge can answer 404 rather than 500.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned (wrapped) when a create would duplicate a unique
+// name (user, group, agent), so the API edge can answer 409.
+var ErrConflict = errors.New("already exists")
+
 // Store is the server's persistence. Every method is safe for concurrent
 // use; Ingest is atomic per batch and idempotent by (scan id, sequence).
 type Store interface {
-	// UpsertHost creates the host or replaces its address, OS, labels and
-	// groups, keyed by name, and returns it with its id.
+	Inventory  // hosts, groups, agents, scans lists, credentials (inventory.go)
+	Scheduling // due hosts, leases, posture snapshots, fleet history (schedule.go)
+	Accounts   // users, tokens, audit log (accounts.go)
+
+	// UpsertHost creates the host or replaces its address, OS, labels,
+	// groups and owning agent, keyed by name, and returns it with its id.
+	// Upserting the name of a deleted host brings it back, history intact.
+	// A new host is due for its first scan at once.
 	UpsertHost(ctx context.Context, h Host) (Host, error)
-	// Hosts lists every host, ordered by name.
+	// Hosts lists every host not deleted, ordered by name.
 	Hosts(ctx context.Context) ([]Host, error)
 	// CreateScan records a scan of an existing host and returns it with its id.
 	CreateScan(ctx context.Context, s Scan) (Scan, error)
@@ -59,7 +69,14 @@ type Host struct {
 	Address string
 	OS      string
 	Labels  map[string]string
-	Groups  []string
+	Groups  []string // names of host groups
+	AgentID int64    // owning agent; 0 when the server scans it agentless
+
+	// Read-only here: written by the scheduler through CompleteClaim.
+	Band       string    // posture band of the last scan; "" never scanned
+	Score      float64   // score of the last scan, 0..100; valid when Band != ""
+	LastScanAt time.Time // zero when never scanned
+	NextScanAt time.Time // when the scheduler will next claim it
 }
 
 // ScanStatus is where a scan is in its life.
@@ -82,6 +99,7 @@ type Scan struct {
 	StartedAt     time.Time
 	FinishedAt    time.Time // zero while running
 	Counts        result.Summary
+	Message       string // why a failed scan failed (unreachable, auth...)
 }
 
 // Batch is one chunk of a scan's results as an agent sends it. Seq numbers
@@ -117,5 +135,6 @@ type Finding struct {
 // new state; From is empty for the first observation of a rule.
 type Transition struct {
 	Finding
-	From result.Status
+	HostID int64
+	From   result.Status
 }

@@ -1,0 +1,163 @@
+// Package api is vigil-server's REST API: JSON over HTTPS under /api/v1,
+// bearer-token authentication, a role-based permission on every route, an
+// audit entry for every state-changing call. The route table in routes.go
+// is the single list of endpoints; openapi.yaml documents it and a test
+// keeps the two in step.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigilfleet/vigil/server/internal/posture"
+	"github.com/vigilfleet/vigil/server/internal/store"
+)
+
+// Sealer encrypts secrets (SSH credentials) before they reach the store;
+// aad binds the ciphertext to its owner (for example "host/12").
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+}
+
+// Deps is what the API needs from the rest of the server.
+type Deps struct {
+	Store   store.Store
+	Posture *posture.Service
+	Sealer  Sealer
+	Logger  *slog.Logger
+	Now     func() time.Time // nil: time.Now
+	// Wake nudges the scheduler after a scan is requested; nil is allowed.
+	Wake func()
+	// SessionTTL is how long a login session lasts; 0 means 12 h.
+	SessionTTL time.Duration
+	// LoginLimit is how many failed logins one source or username may make
+	// per LoginWindow before further attempts are refused with 429;
+	// 0 means 5 per minute.
+	LoginLimit  int
+	LoginWindow time.Duration
+	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
+	MaxBodyBytes int64
+}
+
+// Server holds the API's dependencies and per-process state.
+type Server struct {
+	d       Deps
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *loginLimiter
+}
+
+// New returns the API as an http.Handler (a gin engine in release mode).
+func New(d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.SessionTTL == 0 {
+		d.SessionTTL = 12 * time.Hour
+	}
+	if d.LoginLimit == 0 {
+		d.LoginLimit = 5
+	}
+	if d.LoginWindow == 0 {
+		d.LoginWindow = time.Minute
+	}
+	if d.MaxBodyBytes == 0 {
+		d.MaxBodyBytes = 1 << 20
+	}
+	s := &Server{d: d, log: d.Logger, now: d.Now}
+	s.limiter = newLoginLimiter(d.LoginLimit, d.LoginWindow, d.Now)
+	return s
+}
+
+// Handler builds the gin engine with every route of the table.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.requestID, s.recover, s.capBody)
+	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "", "no such endpoint") })
+	e.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this endpoint")
+	})
+	for _, r := range s.routes() {
+		handlers := []gin.HandlerFunc{}
+		if r.Perm != PermPublic {
+			handlers = append(handlers, s.authenticate, s.authorize(r.Perm))
+		}
+		handlers = append(handlers, r.Handler)
+		e.Handle(r.Method, r.Path, handlers...)
+	}
+	return e
+}
+
+// requestID gives every request an id (the caller's X-Request-ID when it
+// is sane) that appears in logs, audit entries and error bodies.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !saneRequestID(id) {
+		id = newRequestID()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	start := s.now()
+	c.Next()
+	s.log.Debug("http", "request_id", id, "method", c.Request.Method, "route", c.FullPath(),
+		"status", c.Writer.Status(), "duration", s.now().Sub(start))
+}
+
+// recover turns a handler panic into a logged 500 with a JSON body.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panic", "request_id", RequestID(c), "route", c.FullPath(), "panic", v)
+			if !c.Writer.Written() {
+				fail(c, http.StatusInternalServerError, "internal", "", "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// capBody limits request bodies; reading past the cap fails the JSON
+// decode, which bind reports as 413.
+func (s *Server) capBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.d.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+// internal answers 500 for a server-side failure, logging the cause once;
+// a wrapped store.ErrNotFound or store.ErrConflict becomes 404 or 409.
+func (s *Server) internal(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		fail(c, http.StatusNotFound, "not_found", "", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		fail(c, http.StatusConflict, "conflict", "", err.Error())
+	default:
+		s.log.Error("request failed", "request_id", RequestID(c), "route", c.FullPath(), "err", err)
+		fail(c, http.StatusInternalServerError, "internal", "", "internal error; see the server log for request "+RequestID(c))
+	}
+}
+
+// Principal is the signed-in caller, set by authenticate.
+type Principal struct {
+	User  store.User
+	Token store.Token
+}
+
+// principal returns the caller of an authenticated route.
+func principal(c *gin.Context) *Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pr, _ := p.(*Principal)
+	return pr
+}
