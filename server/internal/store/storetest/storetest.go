@@ -20,12 +20,14 @@ import (
 // Opener returns a new, empty, migrated store; it registers its own cleanup.
 type Opener func(t testing.TB) store.Store
 
+type contractTest struct {
+	name string
+	fn   func(*testing.T, store.Store)
+}
+
 // Run runs the contract suite against the stores open makes.
 func Run(t *testing.T, open Opener) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, store.Store)
-	}{
+	tests := []contractTest{
 		{"HostsAndScans", testHostsAndScans},
 		{"ReplayChangesNothing", testReplay},
 		{"TransitionsOnlyOnChange", testTransitions},
@@ -36,6 +38,9 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentHosts", testConcurrentHosts},
 		{"ConcurrentReplay", testConcurrentReplay},
 	}
+	tests = append(tests, inventoryTests...)
+	tests = append(tests, scheduleTests...)
+	tests = append(tests, accountsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}

@@ -1,0 +1,4 @@
+package storetest
+
+// inventoryTests are the contract cases for the store.Inventory methods.
+var inventoryTests = []contractTest{}
