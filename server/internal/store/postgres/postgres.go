@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vigilfleet/vigil/engine/result"
@@ -124,53 +125,42 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// UpsertHost implements store.Store.
+// UpsertHost implements store.Store. A new host is due at once (reason
+// "first"); upserting a deleted host's name revives it, with its history,
+// and makes it due at once too.
 func (s *Store) UpsertHost(ctx context.Context, h store.Host) (store.Host, error) {
-	if h.Name == "" {
-		return store.Host{}, errors.New("upsert host: empty name")
-	}
-	labels, groups := h.Labels, h.Groups
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	if groups == nil {
-		groups = []string{}
-	}
-	lj, err := json.Marshal(labels)
+	labels, groups, err := hostJSON(h)
 	if err != nil {
-		return store.Host{}, fmt.Errorf("host %s labels: %w", h.Name, err)
+		return store.Host{}, err
 	}
-	gj, err := json.Marshal(groups)
-	if err != nil {
-		return store.Host{}, fmt.Errorf("host %s groups: %w", h.Name, err)
-	}
-	err = s.pool.QueryRow(ctx, `INSERT INTO hosts(name, address, os, labels, group_names, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, now(), now())
+	now := store.Micro(time.Now())
+	out, err := scanHost(s.pool.QueryRow(ctx, `INSERT INTO hosts(name, address, os, labels, group_names, agent_id,
+			created_at, updated_at, next_scan_at, due_reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, 'first')
 		ON CONFLICT(name) DO UPDATE SET address = excluded.address, os = excluded.os,
-			labels = excluded.labels, group_names = excluded.group_names, updated_at = excluded.updated_at
-		RETURNING id`, h.Name, h.Address, h.OS, string(lj), string(gj)).Scan(&h.ID)
+			labels = excluded.labels, group_names = excluded.group_names, agent_id = excluded.agent_id,
+			updated_at = excluded.updated_at,
+			next_scan_at = CASE WHEN hosts.deleted_at IS NULL THEN hosts.next_scan_at ELSE excluded.next_scan_at END,
+			deleted_at = NULL
+		RETURNING `+hostColumns, h.Name, h.Address, h.OS, labels, groups, nullID(h.AgentID), now))
 	if err != nil {
 		return store.Host{}, fmt.Errorf("upsert host %s: %w", h.Name, err)
 	}
-	return h, nil
+	return out, nil
 }
 
 // Hosts implements store.Store.
 func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, address, os, labels::text, group_names::text FROM hosts ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT `+hostColumns+` FROM hosts WHERE deleted_at IS NULL ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Host
 	for rows.Next() {
-		var h store.Host
-		var labels, groups string
-		if err := rows.Scan(&h.ID, &h.Name, &h.Address, &h.OS, &labels, &groups); err != nil {
+		h, err := scanHost(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
-		}
-		if err := errors.Join(json.Unmarshal([]byte(labels), &h.Labels), json.Unmarshal([]byte(groups), &h.Groups)); err != nil {
-			return nil, fmt.Errorf("host %s: decode labels or groups: %w", h.Name, err)
 		}
 		out = append(out, h)
 	}
@@ -178,6 +168,28 @@ func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
 	return out, nil
+}
+
+// hostJSON validates h and encodes its labels and groups, nil as empty.
+func hostJSON(h store.Host) (labels, groups string, err error) {
+	if h.Name == "" {
+		return "", "", errors.New("upsert host: empty name")
+	}
+	if h.Labels == nil {
+		h.Labels = map[string]string{}
+	}
+	if h.Groups == nil {
+		h.Groups = []string{}
+	}
+	lj, err := json.Marshal(h.Labels)
+	if err != nil {
+		return "", "", fmt.Errorf("host %s labels: %w", h.Name, err)
+	}
+	gj, err := json.Marshal(h.Groups)
+	if err != nil {
+		return "", "", fmt.Errorf("host %s groups: %w", h.Name, err)
+	}
+	return string(lj), string(gj), nil
 }
 
 // CreateScan implements store.Store.
@@ -224,24 +236,12 @@ func (s *Store) FinishScan(ctx context.Context, id int64, status store.ScanStatu
 
 // Scan implements store.Store.
 func (s *Store) Scan(ctx context.Context, id int64) (store.Scan, error) {
-	sc := store.Scan{ID: id}
-	var status string
-	var finished *time.Time
-	c := &sc.Counts
-	err := s.pool.QueryRow(ctx, `SELECT host_id, trigger, status, bundle_version, started_at, finished_at,
-			total, pass, fail, skipped, error FROM scans WHERE id = $1`, id).
-		Scan(&sc.HostID, &sc.Trigger, &status, &sc.BundleVersion, &sc.StartedAt, &finished,
-			&c.Total, &c.Pass, &c.Fail, &c.Skipped, &c.Error)
+	sc, err := scanScan(s.pool.QueryRow(ctx, `SELECT `+scanColumns+` FROM scans WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Scan{}, fmt.Errorf("scan %d: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Scan{}, fmt.Errorf("scan %d: %w", id, err)
-	}
-	sc.Status = store.ScanStatus(status)
-	sc.StartedAt = sc.StartedAt.UTC()
-	if finished != nil {
-		sc.FinishedAt = finished.UTC()
 	}
 	return sc, nil
 }
@@ -268,142 +268,188 @@ func (s *Store) Ingest(ctx context.Context, b store.Batch) (store.IngestStats, e
 
 var errReplayed = errors.New("batch already applied")
 
+// ingest applies a batch in two round trips inside the caller's
+// transaction: one pipeline that records the batch, locks the host and
+// reads its state, then one statement that writes everything. Writing
+// through a single statement lets each refs document be parsed as JSON once
+// (instead of once per table), sends every value once in binary arrays,
+// and closes the previous open transitions in the same snapshot that
+// inserts the new ones.
 func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, error) {
 	var st store.IngestStats
 	var hostID int64
 	var started time.Time
-	err := tx.QueryRow(ctx, `SELECT host_id, started_at FROM scans WHERE id = $1`, b.ScanID).Scan(&hostID, &started)
+	var recorded int64
+	prior := map[string]store.Prior{}
+	var pipe pgx.Batch
+	pipe.Queue(`SELECT host_id, started_at FROM scans WHERE id = $1`, b.ScanID).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&hostID, &started)
+	})
+	// A concurrent retry of the same batch blocks here on the primary key
+	// until the first commits, then inserts nothing.
+	pipe.Queue(`INSERT INTO ingested_batches(scan_id, seq, results, ingested_at)
+		SELECT id, $2, $3, now() FROM scans WHERE id = $1 ON CONFLICT DO NOTHING`,
+		b.ScanID, b.Seq, len(b.Results)).Exec(func(tag pgconn.CommandTag) error {
+		recorded = tag.RowsAffected()
+		return nil
+	})
+	// Serialise batches of one host (two scans of it overlapping) so that
+	// both see each other's state and log each change once; the state is
+	// read after the lock is held. The whole state of one host is a few
+	// hundred rows on its primary key: cheaper than matching an id list.
+	pipe.Queue(`SELECT 1 FROM hosts WHERE id = (SELECT host_id FROM scans WHERE id = $1) FOR UPDATE`, b.ScanID)
+	pipe.Queue(`SELECT rule_id, status, observed_at FROM current_state
+		WHERE host_id = (SELECT host_id FROM scans WHERE id = $1)`, b.ScanID).Query(func(rows pgx.Rows) error {
+		var id, status string
+		var at time.Time
+		_, err := pgx.ForEachRow(rows, []any{&id, &status, &at}, func() error {
+			prior[id] = store.Prior{Status: result.Status(status), At: at.UTC()}
+			return nil
+		})
+		return err
+	})
+	// Each rule's open transition, which a change in this batch closes,
+	// read from the partial index transitions_open however long the
+	// host's history is.
+	openIDs := map[string]int64{}
+	pipe.Queue(`SELECT rule_id, id FROM transitions
+		WHERE host_id = (SELECT host_id FROM scans WHERE id = $1) AND valid_to IS NULL`, b.ScanID).Query(func(rows pgx.Rows) error {
+		var rule string
+		var id int64
+		_, err := pgx.ForEachRow(rows, []any{&rule, &id}, func() error {
+			openIDs[rule] = id
+			return nil
+		})
+		return err
+	})
+	err := tx.SendBatch(ctx, &pipe).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("scan %d: %w", b.ScanID, store.ErrNotFound)
 	}
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("record batch, read state: %w", err)
+	}
+	if recorded == 0 {
+		return store.IngestStats{Replayed: true}, nil
 	}
 	p, err := store.Prepare(b, started)
 	if err != nil {
 		return st, err
 	}
-	// A concurrent retry of the same batch blocks here on the primary key
-	// until the first commits, then inserts nothing.
-	tag, err := tx.Exec(ctx, `INSERT INTO ingested_batches(scan_id, seq, results, ingested_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT DO NOTHING`, b.ScanID, b.Seq, len(p.Rows))
-	if err != nil {
-		return st, fmt.Errorf("record batch: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return store.IngestStats{Replayed: true}, nil
-	}
-	// Serialise batches of one host (two scans of it overlapping) so that
-	// both see each other's state and log each change once.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM hosts WHERE id = $1 FOR UPDATE`, hostID); err != nil {
-		return st, fmt.Errorf("lock host %d: %w", hostID, err)
-	}
-	if len(p.Hashes) > 0 {
-		bodies := make([]string, len(p.Hashes))
-		for i, h := range p.Hashes {
-			bodies[i] = string(p.Evidence[h])
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO evidence(hash, body) SELECT * FROM unnest($1::text[], $2::jsonb[])
-			ON CONFLICT DO NOTHING`, p.Hashes, bodies)
-		if err != nil {
-			return st, fmt.Errorf("evidence: %w", err)
-		}
-		st.NewEvidence = int(tag.RowsAffected())
-	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"scan_results"},
-		[]string{"scan_id", "host_id", "rule_id", "status", "severity", "reason", "refs", "evidence_hash", "observed_at"},
-		pgx.CopyFromSlice(len(p.Rows), func(i int) ([]any, error) {
-			r := p.Rows[i]
-			return []any{b.ScanID, hostID, r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs),
-				nullable(r.EvidenceHash), r.At}, nil
-		}))
-	if err != nil {
-		return st, fmt.Errorf("copy results: %w", err)
-	}
-	st.Results = int(n)
-	prior, err := priors(ctx, tx, hostID, store.RuleIDs(p.Rows))
-	if err != nil {
-		return st, err
-	}
 	updates, trans := store.Plan(p.Rows, prior)
-	if err := upsertState(ctx, tx, hostID, b.ScanID, updates); err != nil {
-		return st, err
-	}
-	if len(trans) > 0 {
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"transitions"},
-			[]string{"host_id", "rule_id", "from_status", "to_status", "severity", "reason", "refs", "evidence_hash", "scan_id", "at"},
-			pgx.CopyFromSlice(len(trans), func(i int) ([]any, error) {
-				t := trans[i]
-				return []any{hostID, t.RuleID, string(t.From), string(t.Status), t.Severity, t.Reason, string(t.Refs),
-					nullable(t.EvidenceHash), b.ScanID, t.At}, nil
-			}))
-		if err != nil {
-			return st, fmt.Errorf("copy transitions: %w", err)
-		}
-		st.Transitions = int(n)
+	w := newWrite(p, updates, trans, openIDs)
+	err = tx.QueryRow(ctx, ingestSQL, hostID, b.ScanID,
+		w.rules, w.statuses, w.sevs, w.reasons, w.refs, w.hashes, w.ats,
+		w.updIdx, w.trIdx, w.trFrom, w.trValidTo, w.closeIDs, w.closeAts, p.Hashes, w.bodies).
+		Scan(&st.Results, &st.Transitions, &st.NewEvidence)
+	if err != nil {
+		return st, fmt.Errorf("write results of host %d: %w", hostID, err)
 	}
 	return st, nil
 }
 
-func priors(ctx context.Context, tx pgx.Tx, hostID int64, ruleIDs []string) (map[string]store.Prior, error) {
-	rows, err := tx.Query(ctx, `SELECT rule_id, status, observed_at FROM current_state
-		WHERE host_id = $1 AND rule_id = ANY($2)`, hostID, ruleIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read current state of host %d: %w", hostID, err)
-	}
-	defer rows.Close()
-	prior := map[string]store.Prior{}
-	for rows.Next() {
-		var id, status string
-		var at time.Time
-		if err := rows.Scan(&id, &status, &at); err != nil {
-			return nil, fmt.Errorf("read current state of host %d: %w", hostID, err)
-		}
-		prior[id] = store.Prior{Status: result.Status(status), At: at.UTC()}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read current state of host %d: %w", hostID, err)
-	}
-	return prior, nil
-}
-
-// upsertState writes the final state of each rule in one statement over
-// parallel arrays.
-func upsertState(ctx context.Context, tx pgx.Tx, hostID, scanID int64, rows []store.Row) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	n := len(rows)
-	ids, statuses, sevs, reasons, refs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	hashes, ats := make([]*string, n), make([]time.Time, n)
-	for i, r := range rows {
-		ids[i], statuses[i], sevs[i], reasons[i], refs[i] = r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs)
-		if r.EvidenceHash != "" {
-			h := r.EvidenceHash
-			hashes[i] = &h
-		}
-		ats[i] = r.At
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs, evidence_hash,
-			scan_id, observed_at)
-		SELECT $1, u.rule_id, u.status, u.severity, u.reason, u.refs, u.hash, $2, u.at
-		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::timestamptz[])
-			AS u(rule_id, status, severity, reason, refs, hash, at)
+// ingestSQL writes one batch. $3..$9 are the batch's rows (r, numbered
+// from 1 in batch order); $10 picks the rows that become current state,
+// $11..$13 the rows that are transitions with their previous status and
+// the valid_to set when a later transition of the rule is in the same
+// batch; $14/$15 close (by id) each rule's open transition at the time of
+// the rule's first new one; $16/$17 are the evidence bodies, parsed only when
+// their hash is new. All parts see one snapshot, so the UPDATE cannot
+// touch the transitions the same statement inserts.
+const ingestSQL = `WITH r AS MATERIALIZED (
+		SELECT u.i, u.rule_id, u.status, u.severity, u.reason, u.refs::jsonb AS refs, u.hash, u.at
+		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+			WITH ORDINALITY AS u(rule_id, status, severity, reason, refs, hash, at, i)),
+	ev AS (
+		INSERT INTO evidence(hash, body)
+		SELECT e.hash, e.body::jsonb FROM unnest($16::text[], $17::text[]) AS e(hash, body)
+		WHERE NOT EXISTS (SELECT 1 FROM evidence x WHERE x.hash = e.hash)
+		ON CONFLICT DO NOTHING RETURNING 1),
+	res AS (
+		INSERT INTO scan_results(scan_id, host_id, rule_id, status, severity, reason, refs, evidence_hash, observed_at)
+		SELECT $2, $1, rule_id, status, severity, reason, refs, hash, at FROM r ORDER BY i RETURNING 1),
+	cur AS (
+		INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs, evidence_hash, scan_id, observed_at)
+		SELECT $1, r.rule_id, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
+		FROM unnest($10::int[]) AS u(i) JOIN r USING (i)
 		ON CONFLICT (host_id, rule_id) DO UPDATE SET status = excluded.status, severity = excluded.severity,
 			reason = excluded.reason, refs = excluded.refs, evidence_hash = excluded.evidence_hash,
-			scan_id = excluded.scan_id, observed_at = excluded.observed_at`,
-		hostID, scanID, ids, statuses, sevs, reasons, refs, hashes, ats)
-	if err != nil {
-		return fmt.Errorf("update current state of host %d: %w", hostID, err)
-	}
-	return nil
+			scan_id = excluded.scan_id, observed_at = excluded.observed_at),
+	closed AS (
+		UPDATE transitions t SET valid_to = o.at
+		FROM unnest($14::bigint[], $15::timestamptz[]) AS o(id, at) WHERE t.id = ANY($14) AND t.id = o.id),
+	tr AS (
+		INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity, reason, refs, evidence_hash,
+			scan_id, at, valid_to)
+		SELECT $1, r.rule_id, u.from_status, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at, u.valid_to
+		FROM unnest($11::int[], $12::text[], $13::timestamptz[]) WITH ORDINALITY AS u(i, from_status, valid_to, n)
+			JOIN r USING (i) ORDER BY u.n RETURNING 1)
+	SELECT (SELECT count(*) FROM res), (SELECT count(*) FROM tr), (SELECT count(*) FROM ev)`
+
+// write is a planned batch as the parallel arrays ingestSQL takes.
+type write struct {
+	rules, statuses, sevs, reasons, refs []string
+	hashes                               []*string
+	ats                                  []time.Time
+	updIdx, trIdx                        []int32
+	trFrom                               []string
+	trValidTo                            []*time.Time
+	closeIDs                             []int64
+	closeAts                             []time.Time
+	bodies                               []string
 }
 
-func nullable(s string) any {
-	if s == "" {
-		return nil
+// newWrite lays a planned batch out as arrays. A rule's transition is
+// closed by the rule's next transition in the same batch; its first one
+// closes the rule's open row already stored (openIDs, by rule).
+func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow, openIDs map[string]int64) write {
+	n := len(p.Rows)
+	w := write{
+		rules: make([]string, n), statuses: make([]string, n), sevs: make([]string, n), reasons: make([]string, n),
+		refs: make([]string, n), hashes: make([]*string, n), ats: make([]time.Time, n),
+		bodies: make([]string, len(p.Hashes)),
 	}
-	return s
+	// Plan returns copies of rows: find each one's position by its whole
+	// content (rows equal in every field are interchangeable).
+	type key struct {
+		rule, sev, reason, refs, hash string
+		at                            time.Time
+		st                            result.Status
+	}
+	k := func(r store.Row) key {
+		return key{r.RuleID, r.Severity, r.Reason, string(r.Refs), r.EvidenceHash, r.At, r.Status}
+	}
+	pos := make(map[key]int32, n)
+	for i, r := range p.Rows {
+		w.rules[i], w.statuses[i], w.sevs[i], w.reasons[i], w.refs[i] = r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs)
+		if r.EvidenceHash != "" {
+			h := r.EvidenceHash
+			w.hashes[i] = &h
+		}
+		w.ats[i] = r.At
+		pos[k(r)] = int32(i + 1) // ORDINALITY counts from 1
+	}
+	for _, u := range updates {
+		w.updIdx = append(w.updIdx, pos[k(u)])
+	}
+	w.trValidTo = make([]*time.Time, len(trans))
+	last := map[string]int{}
+	for i, t := range trans {
+		w.trIdx = append(w.trIdx, pos[k(t.Row)])
+		w.trFrom = append(w.trFrom, string(t.From))
+		if j, ok := last[t.RuleID]; ok {
+			at := t.At
+			w.trValidTo[j] = &at
+		} else if id, ok := openIDs[t.RuleID]; ok {
+			w.closeIDs = append(w.closeIDs, id)
+			w.closeAts = append(w.closeAts, t.At)
+		}
+		last[t.RuleID] = i
+	}
+	for i, h := range p.Hashes {
+		w.bodies[i] = string(p.Evidence[h])
+	}
+	return w
 }
 
 // CurrentState implements store.Store.
@@ -434,12 +480,13 @@ func (s *Store) ScanResults(ctx context.Context, scanID int64) ([]store.Finding,
 	return fs, nil
 }
 
-// StateAt implements store.Store.
+// StateAt implements store.Store: the rows in force at `at` are those
+// with at <= T < valid_to, one per rule, since ingest closes a rule's
+// previous transition when it writes the next.
 func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]store.Finding, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (rule_id) rule_id, to_status, severity, reason, refs::text,
-			evidence_hash, scan_id, at
-		FROM transitions WHERE host_id = $1 AND at <= $2
-		ORDER BY rule_id, at DESC, id DESC`, hostID, store.Micro(at))
+	rows, err := s.pool.Query(ctx, `SELECT rule_id, to_status, severity, reason, refs::text, evidence_hash, scan_id, at
+		FROM transitions WHERE host_id = $1 AND at <= $2 AND (valid_to IS NULL OR valid_to > $2)
+		ORDER BY rule_id`, hostID, store.Micro(at))
 	if err != nil {
 		return nil, fmt.Errorf("state of host %d at %s: %w", hostID, at, err)
 	}
@@ -453,23 +500,13 @@ func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]stor
 // Transitions implements store.Store.
 func (s *Store) Transitions(ctx context.Context, hostID int64, from, to time.Time) ([]store.Transition, error) {
 	rows, err := s.pool.Query(ctx, `SELECT rule_id, to_status, severity, reason, refs::text, evidence_hash, scan_id, at,
-			from_status FROM transitions WHERE host_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id`,
+			from_status, host_id FROM transitions WHERE host_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id`,
 		hostID, store.Micro(from), store.Micro(to))
 	if err != nil {
 		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
 	}
-	defer rows.Close()
-	var out []store.Transition
-	for rows.Next() {
-		var t store.Transition
-		var from string
-		if err := scanFinding(rows, &t.Finding, &from); err != nil {
-			return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
-		}
-		t.From = result.Status(from)
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collectTransitions(rows)
+	if err != nil {
 		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
 	}
 	return out, nil

@@ -121,40 +121,42 @@ func micros(t time.Time) int64 { return store.Micro(t).UnixMicro() }
 
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
-// UpsertHost implements store.Store.
+// UpsertHost implements store.Store. A new host is due at once (reason
+// "first"); upserting a deleted host's name revives it, with its history,
+// and makes it due at once too.
 func (s *Store) UpsertHost(ctx context.Context, h store.Host) (store.Host, error) {
 	labels, groups, err := hostJSON(h)
 	if err != nil {
 		return store.Host{}, err
 	}
 	now := micros(time.Now())
-	err = s.w.QueryRowContext(ctx, `INSERT INTO hosts(name, address, os, labels, group_names, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	out, err := scanHost(s.w.QueryRowContext(ctx, `INSERT INTO hosts(name, address, os, labels, group_names, agent_id,
+			created_at, updated_at, next_scan_at, due_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'first')
 		ON CONFLICT(name) DO UPDATE SET address = excluded.address, os = excluded.os,
-			labels = excluded.labels, group_names = excluded.group_names, updated_at = excluded.updated_at
-		RETURNING id`, h.Name, h.Address, h.OS, labels, groups, now, now).Scan(&h.ID)
+			labels = excluded.labels, group_names = excluded.group_names, agent_id = excluded.agent_id,
+			updated_at = excluded.updated_at,
+			next_scan_at = CASE WHEN hosts.deleted_at IS NULL THEN hosts.next_scan_at ELSE excluded.next_scan_at END,
+			deleted_at = NULL
+		RETURNING `+hostColumns, h.Name, h.Address, h.OS, labels, groups, nullID(h.AgentID), now, now, now))
 	if err != nil {
 		return store.Host{}, fmt.Errorf("upsert host %s: %w", h.Name, err)
 	}
-	return h, nil
+	return out, nil
 }
 
 // Hosts implements store.Store.
 func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, address, os, labels, group_names FROM hosts ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+hostColumns+` FROM hosts WHERE deleted_at IS NULL ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Host
 	for rows.Next() {
-		var h store.Host
-		var labels, groups string
-		if err := rows.Scan(&h.ID, &h.Name, &h.Address, &h.OS, &labels, &groups); err != nil {
+		h, err := scanHost(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
-		}
-		if err := errors.Join(json.Unmarshal([]byte(labels), &h.Labels), json.Unmarshal([]byte(groups), &h.Groups)); err != nil {
-			return nil, fmt.Errorf("host %s: decode labels or groups: %w", h.Name, err)
 		}
 		out = append(out, h)
 	}
@@ -164,9 +166,9 @@ func (s *Store) Hosts(ctx context.Context) ([]store.Host, error) {
 	return out, nil
 }
 
-func hostJSON(h store.Host) (labels, groups []byte, err error) {
+func hostJSON(h store.Host) (labels, groups string, err error) {
 	if h.Name == "" {
-		return nil, nil, errors.New("upsert host: empty name")
+		return "", "", errors.New("upsert host: empty name")
 	}
 	if h.Labels == nil {
 		h.Labels = map[string]string{}
@@ -174,13 +176,15 @@ func hostJSON(h store.Host) (labels, groups []byte, err error) {
 	if h.Groups == nil {
 		h.Groups = []string{}
 	}
-	if labels, err = json.Marshal(h.Labels); err != nil {
-		return nil, nil, fmt.Errorf("host %s labels: %w", h.Name, err)
+	lj, err := json.Marshal(h.Labels)
+	if err != nil {
+		return "", "", fmt.Errorf("host %s labels: %w", h.Name, err)
 	}
-	if groups, err = json.Marshal(h.Groups); err != nil {
-		return nil, nil, fmt.Errorf("host %s groups: %w", h.Name, err)
+	gj, err := json.Marshal(h.Groups)
+	if err != nil {
+		return "", "", fmt.Errorf("host %s groups: %w", h.Name, err)
 	}
-	return labels, groups, nil
+	return string(lj), string(gj), nil
 }
 
 // CreateScan implements store.Store.
@@ -231,25 +235,12 @@ func (s *Store) FinishScan(ctx context.Context, id int64, status store.ScanStatu
 
 // Scan implements store.Store.
 func (s *Store) Scan(ctx context.Context, id int64) (store.Scan, error) {
-	sc := store.Scan{ID: id}
-	var status string
-	var started int64
-	var finished sql.NullInt64
-	c := &sc.Counts
-	err := s.r.QueryRowContext(ctx, `SELECT host_id, trigger, status, bundle_version, started_at, finished_at,
-			total, pass, fail, skipped, error FROM scans WHERE id = ?`, id).
-		Scan(&sc.HostID, &sc.Trigger, &status, &sc.BundleVersion, &started, &finished,
-			&c.Total, &c.Pass, &c.Fail, &c.Skipped, &c.Error)
+	sc, err := scanScan(s.r.QueryRowContext(ctx, `SELECT `+scanColumns+` FROM scans WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Scan{}, fmt.Errorf("scan %d: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Scan{}, fmt.Errorf("scan %d: %w", id, err)
-	}
-	sc.Status = store.ScanStatus(status)
-	sc.StartedAt = fromMicros(started)
-	if finished.Valid {
-		sc.FinishedAt = fromMicros(finished.Int64)
 	}
 	return sc, nil
 }
@@ -338,6 +329,17 @@ func ingest(ctx context.Context, tx *sql.Tx, b store.Batch) (store.IngestStats, 
 			return st, fmt.Errorf("current state %s: %w", r.RuleID, err)
 		}
 	}
+	if len(trans) == 0 {
+		return st, nil
+	}
+	// A rule's new transition closes its open one (valid_to), so that
+	// "state at T" is the rows with at <= T < valid_to.
+	closeOpen, err := tx.PrepareContext(ctx, `UPDATE transitions SET valid_to = ?
+		WHERE host_id = ? AND rule_id = ? AND valid_to IS NULL`)
+	if err != nil {
+		return st, err
+	}
+	defer closeOpen.Close()
 	tr, err := tx.PrepareContext(ctx, `INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity,
 		reason, refs, evidence_hash, scan_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
@@ -345,6 +347,9 @@ func ingest(ctx context.Context, tx *sql.Tx, b store.Batch) (store.IngestStats, 
 	}
 	defer tr.Close()
 	for _, t := range trans {
+		if _, err := closeOpen.ExecContext(ctx, micros(t.At), hostID, t.RuleID); err != nil {
+			return st, fmt.Errorf("close transition %s: %w", t.RuleID, err)
+		}
 		if _, err := tr.ExecContext(ctx, hostID, t.RuleID, string(t.From), string(t.Status), t.Severity, t.Reason,
 			string(t.Refs), nullable(t.EvidenceHash), b.ScanID, micros(t.At)); err != nil {
 			return st, fmt.Errorf("transition %s: %w", t.RuleID, err)
@@ -409,12 +414,13 @@ func (s *Store) ScanResults(ctx context.Context, scanID int64) ([]store.Finding,
 	return fs, nil
 }
 
-// StateAt implements store.Store.
+// StateAt implements store.Store: the rows in force at `at` are those
+// with at <= T < valid_to, one per rule, since ingest closes a rule's
+// previous transition when it writes the next.
 func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]store.Finding, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at
-		FROM (SELECT t.*, row_number() OVER (PARTITION BY rule_id ORDER BY at DESC, id DESC) AS rn
-			FROM transitions t WHERE host_id = ? AND at <= ?)
-		WHERE rn = 1 ORDER BY rule_id`, hostID, micros(at))
+		FROM transitions WHERE host_id = ?1 AND at <= ?2 AND (valid_to IS NULL OR valid_to > ?2)
+		ORDER BY rule_id`, hostID, micros(at))
 	if err != nil {
 		return nil, fmt.Errorf("state of host %d at %s: %w", hostID, at, err)
 	}
@@ -428,23 +434,13 @@ func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]stor
 // Transitions implements store.Store.
 func (s *Store) Transitions(ctx context.Context, hostID int64, from, to time.Time) ([]store.Transition, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at,
-			from_status FROM transitions WHERE host_id = ? AND at >= ? AND at < ? ORDER BY at, id`,
+			from_status, host_id FROM transitions WHERE host_id = ? AND at >= ? AND at < ? ORDER BY at, id`,
 		hostID, micros(from), micros(to))
 	if err != nil {
 		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
 	}
-	defer rows.Close()
-	var out []store.Transition
-	for rows.Next() {
-		var t store.Transition
-		var from string
-		if err := scanFinding(rows, &t.Finding, &from); err != nil {
-			return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
-		}
-		t.From = result.Status(from)
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanTransitions(rows)
+	if err != nil {
 		return nil, fmt.Errorf("transitions of host %d: %w", hostID, err)
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
@@ -38,7 +39,26 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	if err := s.r.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", n)
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if n != len(files) {
+		t.Errorf("schema_migrations has %d rows, want %d (one per embedded migration)", n, len(files))
+	}
+}
+
+// Altering a stored audit entry behind the store's back must be caught by
+// VerifyAudit, naming the altered entry.
+func TestAuditTamperDetected(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.AuditTamper(t, s, func(id int64) error {
+		_, err := s.w.ExecContext(ctx, `UPDATE audit_log SET actor = 'x' WHERE id = ?`, id)
+		return err
+	})
 }
