@@ -80,6 +80,10 @@ func New(d Deps) *Server {
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	// The client address is the TCP peer: forwarded headers are not
+	// trusted, so nobody can spoof their way past the login limiter or into
+	// the audit log's source field.
+	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
 	e.Use(s.requestID, s.recover, s.capBody)
 	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "", "no such endpoint") })

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigilfleet/vigil/server/internal/store"
+)
+
+// agentJSON is an enrolled agent as the API shows it. An agent holds no
+// secret the server knows (its key never leaves its host); the certificate
+// serial is public and is what revocation names.
+type agentJSON struct {
+	ID         int64             `json:"id"`
+	Name       string            `json:"name"`
+	Status     string            `json:"status"`
+	Version    string            `json:"version"`
+	OS         string            `json:"os"`
+	CertSerial string            `json:"cert_serial"`
+	Labels     map[string]string `json:"labels"`
+	Hosts      int               `json:"hosts"` // hosts it scans
+	EnrolledAt *time.Time        `json:"enrolled_at"`
+	LastSeenAt *time.Time        `json:"last_seen_at"`
+	RevokedAt  *time.Time        `json:"revoked_at"`
+}
+
+func toAgentJSON(a store.Agent, hosts int) agentJSON {
+	labels := a.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return agentJSON{
+		ID: a.ID, Name: a.Name, Status: string(a.Status), Version: a.Version, OS: a.OS,
+		CertSerial: a.CertSerial, Labels: labels, Hosts: hosts,
+		EnrolledAt: ts(a.EnrolledAt), LastSeenAt: ts(a.LastSeenAt), RevokedAt: ts(a.RevokedAt),
+	}
+}
+
+// listAgents answers GET /agents.
+func (s *Server) listAgents(c *gin.Context) {
+	ctx := c.Request.Context()
+	agents, err := s.d.Store.Agents(ctx)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	hosts, err := s.d.Store.Hosts(ctx)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	owned := map[int64]int{}
+	for _, h := range hosts {
+		if h.AgentID != 0 {
+			owned[h.AgentID]++
+		}
+	}
+	out := make([]agentJSON, len(agents))
+	for i, a := range agents {
+		out[i] = toAgentJSON(a, owned[a.ID])
+	}
+	c.JSON(http.StatusOK, gin.H{"agents": out})
+}

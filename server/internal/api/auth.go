@@ -1,0 +1,384 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigilfleet/vigil/server/internal/password"
+	"github.com/vigilfleet/vigil/server/internal/store"
+)
+
+// dummyHash is the argon2id hash (default parameters) of a random password
+// nobody knows. Login verifies against it when the username does not
+// exist, so unknown users and wrong passwords take the same time.
+const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$E3SNO4Z0Q6TBhwUyaeqL5Q$1qsxsCVE8LyFjU43z/iH/WqN/jieC6VGkO5L+MRG92Y"
+
+// touchEvery throttles TouchToken: last-used times are for humans deciding
+// which tokens to revoke, so minute precision is plenty and it spares the
+// database a write per request.
+const touchEvery = time.Minute
+
+// maxLoginName bounds the username a login may name; longer names cannot
+// exist (see validUsername) and would only bloat the audit log.
+const maxLoginName = 64
+
+// msgBadLogin is the one answer to every failed login, so the response
+// does not tell which usernames exist.
+const msgBadLogin = "invalid username or password"
+
+// authenticate requires "Authorization: Bearer TOKEN", looks the token up
+// by its SHA-256 and refuses a revoked or expired token or a disabled
+// user with 401. It sets the Principal for the handlers after it.
+func (s *Server) authenticate(c *gin.Context) {
+	plain, ok := bearer(c.GetHeader("Authorization"))
+	if !ok {
+		unauthenticated(c, false, "a bearer token is required: Authorization: Bearer TOKEN")
+		return
+	}
+	if _, ok := tokenKindOf(plain); !ok {
+		unauthenticated(c, true, "the bearer token is not a vigil token")
+		return
+	}
+	tok, user, err := s.d.Store.TokenByHash(c.Request.Context(), hashToken(plain))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		unauthenticated(c, true, "the bearer token is unknown")
+		return
+	case err != nil:
+		s.internal(c, fmt.Errorf("authenticate: look up token: %w", err))
+		return
+	}
+	now := s.now()
+	switch {
+	case !tok.RevokedAt.IsZero():
+		unauthenticated(c, true, "the bearer token has been revoked")
+		return
+	case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
+		unauthenticated(c, true, "the bearer token has expired")
+		return
+	case user.Disabled:
+		unauthenticated(c, true, "the account is disabled")
+		return
+	}
+	if now.Sub(tok.LastUsedAt) >= touchEvery {
+		// Best effort: a failed touch must not refuse a valid caller.
+		if err := s.d.Store.TouchToken(c.Request.Context(), tok.ID, now); err != nil {
+			s.log.Warn("record token use", "request_id", RequestID(c), "token_id", tok.ID, "err", err)
+		} else {
+			tok.LastUsedAt = now
+		}
+	}
+	c.Set(ctxPrincipal, &Principal{User: user, Token: tok})
+	c.Next()
+}
+
+// bearer extracts the token from an Authorization header value.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// unauthenticated answers 401 with the WWW-Authenticate challenge RFC 6750
+// asks for; invalid says a token was presented but refused.
+func unauthenticated(c *gin.Context, invalid bool, msg string) {
+	ch := `Bearer realm="vigil"`
+	if invalid {
+		ch += `, error="invalid_token"`
+	}
+	c.Header("WWW-Authenticate", ch)
+	fail(c, http.StatusUnauthorized, "unauthenticated", "", msg)
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// userView is a user as the API shows it: never the password hash.
+type userView struct {
+	ID          int64      `json:"id"`
+	Username    string     `json:"username"`
+	Role        string     `json:"role"`
+	Disabled    bool       `json:"disabled"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
+}
+
+func viewUser(u store.User) userView {
+	v := userView{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC()}
+	v.LastLoginAt = optTime(u.LastLoginAt)
+	return v
+}
+
+// optTime is nil for the zero time, so JSON omits "never".
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// login exchanges a username and password for a session token. Failures
+// are counted per source address and per username; past the limit the
+// caller gets 429 until the window has moved on.
+func (s *Server) login(c *gin.Context) {
+	var req loginRequest
+	if !bind(c, &req) {
+		return
+	}
+	switch {
+	case req.Username == "":
+		badRequest(c, "username", "username is required")
+		return
+	case len(req.Username) > maxLoginName:
+		badRequest(c, "username", "username is longer than %d bytes", maxLoginName)
+		return
+	case req.Password == "":
+		badRequest(c, "password", "password is required")
+		return
+	case len(req.Password) > password.MaxLength:
+		badRequest(c, "password", "password is longer than %d bytes", password.MaxLength)
+		return
+	}
+	ipKey, userKey := "ip:"+c.ClientIP(), "user:"+strings.ToLower(req.Username)
+	if wait, ok := s.limiter.attempt(ipKey, userKey); !ok {
+		s.log.Warn("login rate limited", "request_id", RequestID(c), "source", c.ClientIP(), "username", req.Username)
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		fail(c, http.StatusTooManyRequests, "rate_limited", "",
+			"too many failed logins from this address or for this user; retry later")
+		return
+	}
+
+	release, err := s.limiter.verifySlot(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusServiceUnavailable, "unavailable", "", "too many logins in progress; retry")
+		return
+	}
+	user, reason, err := s.checkPassword(c, req)
+	release()
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	if reason != "" {
+		if !s.auditAs(c, req.Username, "auth.login_failed", "", map[string]string{"reason": reason}) {
+			return
+		}
+		fail(c, http.StatusUnauthorized, "unauthenticated", "", msgBadLogin)
+		return
+	}
+	s.limiter.succeeded(userKey, ipKey)
+
+	now := s.now()
+	plain, tok, err := s.mintToken(c, user.ID, store.TokenSession, "login from "+c.ClientIP(), now.Add(s.d.SessionTTL))
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	if err := s.d.Store.TouchLogin(c.Request.Context(), user.ID, now); err != nil {
+		s.log.Warn("record login time", "request_id", RequestID(c), "user_id", user.ID, "err", err)
+	}
+	user.LastLoginAt = now
+	if !s.auditAs(c, user.Username, "auth.login", fmt.Sprintf("user/%d", user.ID),
+		map[string]any{"token_id": tok.ID, "expires_at": tok.ExpiresAt.UTC()}) {
+		// The caller never sees the token; do not leave it usable.
+		if err := s.d.Store.RevokeToken(c.Request.Context(), tok.ID, now); err != nil {
+			s.log.Error("revoke unaudited session", "request_id", RequestID(c), "token_id", tok.ID, "err", err)
+		}
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": plain, "expires_at": tok.ExpiresAt.UTC(), "user": viewUser(user)})
+}
+
+// checkPassword returns the user when the password is right and the
+// account enabled; otherwise a reason for the audit log ("unknown_user",
+// "bad_password", "disabled"). It always runs one argon2id verification.
+func (s *Server) checkPassword(c *gin.Context, req loginRequest) (store.User, string, error) {
+	user, err := s.d.Store.UserByName(c.Request.Context(), req.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		_, _ = password.Verify(req.Password, dummyHash)
+		return store.User{}, "unknown_user", nil
+	}
+	if err != nil {
+		return store.User{}, "", fmt.Errorf("login %q: %w", req.Username, err)
+	}
+	ok, err := password.Verify(req.Password, user.PasswordHash)
+	if err != nil {
+		// A corrupted hash is the operator's problem, not the caller's:
+		// log it and answer as for a wrong password.
+		s.log.Error("stored password hash unusable", "request_id", RequestID(c), "user_id", user.ID, "err", err)
+		return store.User{}, "bad_hash", nil
+	}
+	switch {
+	case !ok:
+		return store.User{}, "bad_password", nil
+	case user.Disabled:
+		return store.User{}, "disabled", nil
+	}
+	return user, "", nil
+}
+
+// logout revokes the token the request was made with.
+func (s *Server) logout(c *gin.Context) {
+	pr := principal(c)
+	if err := s.d.Store.RevokeToken(c.Request.Context(), pr.Token.ID, s.now()); err != nil {
+		s.internal(c, fmt.Errorf("logout: revoke token %d: %w", pr.Token.ID, err))
+		return
+	}
+	if !s.audit(c, "auth.logout", fmt.Sprintf("token/%d", pr.Token.ID), map[string]string{"kind": string(pr.Token.Kind)}) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// me returns the caller's account and what its role may do, so a client
+// can shape its interface without trial and error.
+func (s *Server) me(c *gin.Context) {
+	pr := principal(c)
+	perms := []Perm{}
+	for _, p := range allPerms() {
+		if Allowed(pr.User.Role, p) {
+			perms = append(perms, p)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"user": viewUser(pr.User), "permissions": perms,
+		"token": viewToken(pr.Token, pr.Token.ID)})
+}
+
+// loginLimiter counts failed logins per key (a source address or a
+// username) in a sliding window, and bounds how many password checks run
+// at once. It lives in memory: each replica counts on its own, which
+// bounds guessing per replica, and restarts forgive.
+//
+// An attempt is counted as a failure when it starts and forgiven if it
+// succeeds, so a burst of parallel guesses cannot all slip in before the
+// first failure is recorded.
+type loginLimiter struct {
+	mu     sync.Mutex
+	limit  int
+	window time.Duration
+	now    func() time.Time
+	max    int                    // keys kept at most
+	fails  map[string][]time.Time // attempt times within the window, oldest first
+
+	// slots bounds concurrent argon2id verifications: each takes 64 MiB,
+	// so a flood of logins must queue rather than exhaust memory.
+	slots chan struct{}
+}
+
+// maxLimiterKeys bounds the limiter's memory: about 10 000 keys of at most
+// `limit` timestamps each.
+const maxLimiterKeys = 10000
+
+// maxConcurrentVerify is how many password checks may run at once
+// (4 x 64 MiB).
+const maxConcurrentVerify = 4
+
+func newLoginLimiter(n int, w time.Duration, now func() time.Time) *loginLimiter {
+	return &loginLimiter{limit: n, window: w, now: now, max: maxLimiterKeys, fails: map[string][]time.Time{},
+		slots: make(chan struct{}, maxConcurrentVerify)}
+}
+
+// attempt starts a login attempt. If any key has used up its failures it
+// returns how long until the oldest leaves the window and false; otherwise
+// it counts the attempt against every key and returns true.
+func (l *loginLimiter) attempt(keys ...string) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var wait time.Duration
+	for _, k := range keys {
+		f := l.prune(k, now)
+		if len(f) >= l.limit {
+			wait = max(wait, f[0].Add(l.window).Sub(now), time.Second)
+		}
+	}
+	if wait > 0 {
+		return wait, false
+	}
+	for _, k := range keys {
+		f := l.fails[k]
+		if f == nil && len(l.fails) >= l.max {
+			l.evict(now)
+		}
+		l.fails[k] = append(f, now)
+	}
+	return 0, true
+}
+
+// succeeded forgives a successful attempt: the username's failures are
+// cleared, and one attempt is taken back from each other key.
+func (l *loginLimiter) succeeded(userKey string, others ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, userKey)
+	for _, k := range others {
+		if f := l.fails[k]; len(f) > 1 {
+			l.fails[k] = f[:len(f)-1]
+		} else {
+			delete(l.fails, k)
+		}
+	}
+}
+
+// verifySlot waits for a free password-check slot; release gives it back.
+func (l *loginLimiter) verifySlot(ctx context.Context) (release func(), err error) {
+	select {
+	case l.slots <- struct{}{}:
+		return func() { <-l.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a password check slot: %w", ctx.Err())
+	}
+}
+
+// prune drops a key's attempts that left the window; it returns what is
+// left (nil, and the key removed, when nothing is).
+func (l *loginLimiter) prune(k string, now time.Time) []time.Time {
+	f := l.fails[k]
+	i := 0
+	for i < len(f) && !now.Before(f[i].Add(l.window)) {
+		i++
+	}
+	if i == len(f) {
+		delete(l.fails, k)
+		return nil
+	}
+	if i > 0 {
+		f = f[i:]
+		l.fails[k] = f
+	}
+	return f
+}
+
+// evict makes room for one key: first every expired key goes, and if the
+// map is still full, the key whose latest attempt is oldest.
+func (l *loginLimiter) evict(now time.Time) {
+	for k := range l.fails {
+		l.prune(k, now)
+	}
+	if len(l.fails) < l.max {
+		return
+	}
+	var oldest string
+	var at time.Time
+	for k, f := range l.fails {
+		if last := f[len(f)-1]; oldest == "" || last.Before(at) {
+			oldest, at = k, last
+		}
+	}
+	delete(l.fails, oldest)
+}
