@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilfleet/vigil/server/internal/agentless"
+	"github.com/vigilfleet/vigil/server/internal/api"
+	"github.com/vigilfleet/vigil/server/internal/config"
+	"github.com/vigilfleet/vigil/server/internal/posture"
+	"github.com/vigilfleet/vigil/server/internal/schedule"
+	"github.com/vigilfleet/vigil/server/internal/secrets"
+	"github.com/vigilfleet/vigil/server/internal/store"
+)
+
+// Serve runs the server until ctx is cancelled: it opens the store, makes
+// sure TLS material and the secrets key exist, starts the HTTPS API, the
+// scheduler and the retention job, and shuts them down in order.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	box, err := secrets.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return err
+	}
+	idx, err := posture.LoadIndex(cfg.RulesDir)
+	if err != nil {
+		return fmt.Errorf("rules %s: %w", cfg.RulesDir, err)
+	}
+	post := posture.NewService(st, idx, time.Now)
+
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" {
+		host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+		names := []string{"localhost", "127.0.0.1", "::1", host}
+		if hn, err := os.Hostname(); err == nil {
+			names = append(names, hn)
+		}
+		if certFile, keyFile, err = EnsureSelfSigned(cfg.DataDir, names, time.Now()); err != nil {
+			return err
+		}
+		fp, _ := CertFingerprint(certFile)
+		log.Info("using self-signed HTTPS certificate", "cert", certFile, "sha256", fp)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: %s / %s: %w", certFile, keyFile, err)
+	}
+
+	scanner, err := agentless.New(agentless.Config{Store: st, Box: box, RulesDir: cfg.RulesDir})
+	if err != nil {
+		return err
+	}
+	owner, _ := os.Hostname()
+	sched, err := schedule.New(schedule.Config{
+		Store: st, Posture: post, Scanner: scanner, Owner: fmt.Sprintf("%s/%d", owner, os.Getpid()),
+		Intervals: intervals(cfg.Scheduler), Workers: cfg.Scheduler.Workers, Poll: cfg.Scheduler.Poll.D(), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: sched.Wake,
+		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit})
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           a.Handler(),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http_addr %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("vigil-server listening", "url", "https://"+ln.Addr().String()+"/", "store", storeKind(cfg), "rules", len(idx.Rules()))
+	if users, err := st.Users(ctx); err == nil && len(users) == 0 {
+		log.Warn("no users yet; create the first admin with: vigil-server admin create --data-dir " + cfg.DataDir +
+			" --username admin --password-stdin")
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("https: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if cfg.Scheduler.Enabled {
+		g.Go(func() error { return sched.Run(gctx) })
+	}
+	g.Go(func() error { return retention(gctx, st, cfg.ResultsRetention.D(), log) })
+	err = g.Wait()
+	log.Info("vigil-server stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func storeKind(cfg config.Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite:" + cfg.SQLitePath()
+}
+
+func intervals(s config.Scheduler) schedule.Intervals {
+	return schedule.Intervals{
+		Critical: s.Intervals.Critical.D(), Poor: s.Intervals.Poor.D(), Fair: s.Intervals.Fair.D(),
+		Good: s.Intervals.Good.D(), Excellent: s.Intervals.Excellent.D(), Max: config.MaxInterval, Jitter: s.Jitter,
+	}
+}
+
+// retention prunes per-scan result rows older than keep, once at start and
+// then hourly; transitions and snapshots stay, so history stays answerable.
+func retention(ctx context.Context, st store.Store, keep time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := st.PruneResults(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("retention: prune failed", "err", err)
+		case n > 0:
+			log.Info("retention: pruned result rows", "rows", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

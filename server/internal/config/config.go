@@ -1,0 +1,310 @@
+// Package config is vigil-server's configuration: Default(), then a YAML
+// file, then VIGIL_SERVER_* environment variables, then command-line flags,
+// then Validate. Defaults live here and nowhere else.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration that YAML and flags write as "90s", "12h"
+// or "30d" (days, for retention).
+type Duration time.Duration
+
+// ParseDuration accepts Go durations plus a whole number of days ("30d").
+func ParseDuration(s string) (Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q: want e.g. 90d, 12h, 30m", s)
+		}
+		return Duration(time.Duration(n) * 24 * time.Hour), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: want e.g. 90d, 12h, 30m", s)
+	}
+	return Duration(d), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// String writes whole days as "Nd".
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td > 0 && td%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(td/(24*time.Hour))) + "d"
+	}
+	return td.String()
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole server configuration.
+type Config struct {
+	// DataDir holds the SQLite store, the TLS certificate and key, the CA
+	// and the secrets key.
+	DataDir string `yaml:"data_dir"`
+	// DatabaseURL selects PostgreSQL (postgres://...); empty means the
+	// embedded SQLite store in DataDir.
+	DatabaseURL string `yaml:"database_url"`
+	HTTPAddr    string `yaml:"http_addr"`
+	GRPCAddr    string `yaml:"grpc_addr"`
+	// TLSCert and TLSKey supply the HTTPS certificate; empty means a
+	// self-signed one generated into DataDir on first start.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// RulesDir is the rule corpus the server scores with and scans with.
+	RulesDir string `yaml:"rules_dir"`
+	// ResultsRetention is how long per-scan result rows are kept;
+	// transitions and daily snapshots are kept forever.
+	ResultsRetention Duration  `yaml:"results_retention"`
+	SessionTTL       Duration  `yaml:"session_ttl"`
+	LoginLimit       int       `yaml:"login_limit"`
+	Scheduler        Scheduler `yaml:"scheduler"`
+	Log              Log       `yaml:"log"`
+}
+
+// Scheduler tunes the adaptive scheduler. Intervals are per posture band.
+type Scheduler struct {
+	Enabled   bool      `yaml:"enabled"`
+	Workers   int       `yaml:"workers"`
+	Poll      Duration  `yaml:"poll"`
+	Jitter    float64   `yaml:"jitter"`
+	Intervals Intervals `yaml:"intervals"`
+}
+
+// Intervals is the time between scans per band; never more than 48 h.
+type Intervals struct {
+	Critical  Duration `yaml:"critical"`
+	Poor      Duration `yaml:"poor"`
+	Fair      Duration `yaml:"fair"`
+	Good      Duration `yaml:"good"`
+	Excellent Duration `yaml:"excellent"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Format string `yaml:"format"` // auto (text on a terminal, else JSON), text, json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// MaxInterval is the longest a reachable host may go unscanned.
+const MaxInterval = 48 * time.Hour
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	h := func(n int) Duration { return Duration(time.Duration(n) * time.Hour) }
+	return Config{
+		DataDir:          "/var/lib/vigil-server",
+		HTTPAddr:         "127.0.0.1:8443",
+		GRPCAddr:         "127.0.0.1:8444",
+		ResultsRetention: Duration(90 * 24 * time.Hour),
+		SessionTTL:       h(12),
+		LoginLimit:       5,
+		Scheduler: Scheduler{
+			Enabled: true, Workers: 4, Poll: Duration(15 * time.Second), Jitter: 0.1,
+			Intervals: Intervals{Critical: h(4), Poor: h(8), Fair: h(12), Good: h(24), Excellent: h(48)},
+		},
+		Log: Log{Format: "auto", Level: "info"},
+	}
+}
+
+// LoadFile merges the YAML file at path over c. Unknown keys are errors
+// naming the file and line.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means no settings.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// envVars maps each environment variable to the setting it overrides.
+var envVars = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{"VIGIL_SERVER_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"VIGIL_SERVER_DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"VIGIL_SERVER_HTTP_ADDR", func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+	{"VIGIL_SERVER_GRPC_ADDR", func(c *Config, v string) error { c.GRPCAddr = v; return nil }},
+	{"VIGIL_SERVER_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+	{"VIGIL_SERVER_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+	{"VIGIL_SERVER_RULES_DIR", func(c *Config, v string) error { c.RulesDir = v; return nil }},
+	{"VIGIL_SERVER_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"VIGIL_SERVER_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"VIGIL_SERVER_RESULTS_RETENTION", func(c *Config, v string) (err error) {
+		c.ResultsRetention, err = ParseDuration(v)
+		return err
+	}},
+}
+
+// LoadEnv applies VIGIL_SERVER_* variables found by lookup (os.LookupEnv).
+func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
+	for _, e := range envVars {
+		if v, ok := lookup(e.name); ok {
+			if err := e.set(c, v); err != nil {
+				return fmt.Errorf("%s: %w", e.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks every setting and fills derived defaults (RulesDir).
+// The error names the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "is required")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("database_url", "must be a postgres:// URL")
+	}
+	for _, a := range []struct{ field, v string }{{"http_addr", c.HTTPAddr}, {"grpc_addr", c.GRPCAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			bad(a.field, "%q is not host:port", a.v)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert", "tls_cert and tls_key must be given together")
+	}
+	if c.RulesDir == "" {
+		c.RulesDir = defaultRulesDir()
+	}
+	if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
+		bad("rules_dir", "%q is not a readable directory", c.RulesDir)
+	}
+	if c.ResultsRetention.D() < 24*time.Hour {
+		bad("results_retention", "must be at least 1d, got %s", c.ResultsRetention)
+	}
+	if c.SessionTTL.D() < time.Minute || c.SessionTTL.D() > 30*24*time.Hour {
+		bad("session_ttl", "must be between 1m and 30d, got %s", c.SessionTTL)
+	}
+	if c.LoginLimit < 1 {
+		bad("login_limit", "must be at least 1")
+	}
+	s := c.Scheduler
+	if s.Workers < 1 || s.Workers > 256 {
+		bad("scheduler.workers", "must be 1-256, got %d", s.Workers)
+	}
+	if s.Poll.D() < time.Second {
+		bad("scheduler.poll", "must be at least 1s, got %s", s.Poll)
+	}
+	if s.Jitter < 0 || s.Jitter > 0.5 {
+		bad("scheduler.jitter", "must be between 0 and 0.5, got %g", s.Jitter)
+	}
+	for _, iv := range []struct {
+		field string
+		d     Duration
+	}{{"critical", s.Intervals.Critical}, {"poor", s.Intervals.Poor}, {"fair", s.Intervals.Fair},
+		{"good", s.Intervals.Good}, {"excellent", s.Intervals.Excellent}} {
+		if iv.d.D() <= 0 || iv.d.D() > MaxInterval {
+			bad("scheduler.intervals."+iv.field, "must be above 0 and at most 48h, got %s", iv.d)
+		}
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		bad("log.format", "must be auto, text or json, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// defaultRulesDir prefers the packaged corpus, then ./rules (a checkout).
+func defaultRulesDir() string {
+	for _, d := range []string{"/usr/share/vigil/rules", "rules"} {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			abs, err := filepath.Abs(d)
+			if err == nil {
+				return abs
+			}
+			return d
+		}
+	}
+	return "/usr/share/vigil/rules"
+}
+
+// SQLitePath is the embedded store's file.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "vigil.db") }
+
+// Masked returns a copy safe to print: the database password is hidden.
+func (c Config) Masked() Config {
+	if i := strings.Index(c.DatabaseURL, "://"); i >= 0 {
+		rest := c.DatabaseURL[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			cred := rest[:at]
+			if colon := strings.Index(cred, ":"); colon >= 0 {
+				c.DatabaseURL = c.DatabaseURL[:i+3] + cred[:colon] + ":****" + rest[at:]
+			}
+		}
+	}
+	return c
+}
+
+// SetFlag applies a command-line flag by name (the flag names of
+// vigil-server's commands), so flags override file and environment.
+func (c *Config) SetFlag(name, value string) error {
+	switch name {
+	case "data-dir":
+		c.DataDir = value
+	case "database-url":
+		c.DatabaseURL = value
+	case "http-addr":
+		c.HTTPAddr = value
+	case "grpc-addr":
+		c.GRPCAddr = value
+	case "tls-cert":
+		c.TLSCert = value
+	case "tls-key":
+		c.TLSKey = value
+	case "rules-dir":
+		c.RulesDir = value
+	case "log-format":
+		c.Log.Format = value
+	case "log-level":
+		c.Log.Level = value
+	case "config":
+	default:
+		return fmt.Errorf("unknown flag %q", name)
+	}
+	return nil
+}
