@@ -148,6 +148,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckRulesDir(); err != nil {
+		return err
+	}
 	return app.Serve(ctx, cfg, app.NewLogger(cfg.Log, os.Stderr))
 }
 
@@ -210,6 +213,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("check-config", stderr)
 	cfg, err := f.load(args)
 	if err != nil {
+		return err
+	}
+	if err := cfg.CheckRulesDir(); err != nil {
 		return err
 	}
 	out, err := yaml.Marshal(cfg.Masked())

@@ -264,8 +264,10 @@ func TestServeEndToEnd(t *testing.T) {
 
 	var findings struct {
 		Findings []struct {
-			RuleID, Status, Severity string
-			FrameworkRefs            []struct{ Framework, Control string } `json:"framework_refs"`
+			RuleID        string                                `json:"rule_id"`
+			Status        string                                `json:"status"`
+			Severity      string                                `json:"severity"`
+			FrameworkRefs []struct{ Framework, Control string } `json:"framework_refs"`
 		}
 	}
 	s.call(t, "GET", fmt.Sprintf("/api/v1/hosts/%d/findings?status=fail", h.ID), tok, nil, &findings)
@@ -273,6 +275,18 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("failing findings %d, scan says %d", len(findings.Findings), sc.Counts.Fail)
 	}
 	failing := findings.Findings[0]
+	withRefs := 0
+	for _, f := range findings.Findings {
+		if f.RuleID == "" || f.Status != "fail" || f.Severity == "" {
+			t.Fatalf("finding %+v", f)
+		}
+		if len(f.FrameworkRefs) > 0 {
+			withRefs++
+		}
+	}
+	if withRefs == 0 {
+		t.Fatal("no failing finding carries framework references")
+	}
 	var ev struct {
 		Evidence []map[string]any
 	}

@@ -181,7 +181,8 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	return nil
 }
 
-// Validate checks every setting and fills derived defaults (RulesDir).
+// Validate checks every setting and fills derived defaults (RulesDir; see
+// CheckRulesDir for whether it exists).
 // The error names the setting.
 func (c *Config) Validate() error {
 	var errs []error
@@ -204,9 +205,6 @@ func (c *Config) Validate() error {
 	}
 	if c.RulesDir == "" {
 		c.RulesDir = defaultRulesDir()
-	}
-	if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
-		bad("rules_dir", "%q is not a readable directory", c.RulesDir)
 	}
 	if c.ResultsRetention.D() < 24*time.Hour {
 		bad("results_retention", "must be at least 1d, got %s", c.ResultsRetention)
@@ -247,6 +245,15 @@ func (c *Config) Validate() error {
 		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckRulesDir reports a rules directory that is missing; only commands
+// that score or scan (serve, check-config) need one.
+func (c *Config) CheckRulesDir() error {
+	if st, err := os.Stat(c.RulesDir); err != nil || !st.IsDir() {
+		return fmt.Errorf("rules_dir: %q is not a readable directory", c.RulesDir)
+	}
+	return nil
 }
 
 // defaultRulesDir prefers the packaged corpus, then ./rules (a checkout).
