@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vigilfleet/vigil/shared/version.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit bench lint run clean fuzz rules-test coverage
+.PHONY: all build test unit bench lint run clean fuzz rules-test coverage generate
 
 all: build
 
@@ -63,6 +63,19 @@ lint:
 run: build
 	@# Exit status 1 means "some rule failed": findings, not a broken run.
 	./$(BIN)/vigil check --rules rules || [ $$? -eq 1 ]
+
+# Regenerates committed code: the agent protocol from shared/proto with
+# protoc (Debian's protobuf-compiler) and plugins pinned in tools/go.mod.
+# .ci/check-generated runs it and fails on a diff.
+PROTOS := $(shell find shared/proto -name '*.proto')
+generate:
+	@mkdir -p $(BIN)/tools
+	cd tools && $(GO) build -o ../$(BIN)/tools/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	protoc -I shared/proto -I /usr/include \
+		--plugin=protoc-gen-go=$(BIN)/tools/protoc-gen-go --plugin=protoc-gen-go-grpc=$(BIN)/tools/protoc-gen-go-grpc \
+		--go_out=shared --go_opt=module=github.com/vigilfleet/vigil/shared \
+		--go-grpc_out=shared --go-grpc_opt=module=github.com/vigilfleet/vigil/shared \
+		$(PROTOS)
 
 clean:
 	rm -rf $(BIN) dist
