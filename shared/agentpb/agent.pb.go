@@ -2039,6 +2039,118 @@ func (x *HeartbeatResponse) GetRenewNow() bool {
 	return false
 }
 
+// ResultsArchive is an offline scan (air-gapped mode): written by
+// `vigil-agent scan --bundle FILE --out RESULTS`, carried across the gap and
+// ingested by `vigil-server import`. The archive file wraps these bytes
+// with the agent's signature and certificate (see shared/resultsarchive).
+type ResultsArchive struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       int64                  `protobuf:"varint,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentName     string                 `protobuf:"bytes,2,opt,name=agent_name,json=agentName,proto3" json:"agent_name,omitempty"`
+	Hostname      string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	BundleDigest  string                 `protobuf:"bytes,4,opt,name=bundle_digest,json=bundleDigest,proto3" json:"bundle_digest,omitempty"`
+	BundleVersion string                 `protobuf:"bytes,5,opt,name=bundle_version,json=bundleVersion,proto3" json:"bundle_version,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	ArchiveId     string                 `protobuf:"bytes,7,opt,name=archive_id,json=archiveId,proto3" json:"archive_id,omitempty"` // random; with the digest, makes import idempotent
+	Results       []*Result              `protobuf:"bytes,8,rep,name=results,proto3" json:"results,omitempty"`
+	End           *ScanEnd               `protobuf:"bytes,9,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultsArchive) Reset() {
+	*x = ResultsArchive{}
+	mi := &file_vigil_agent_v1_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultsArchive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultsArchive) ProtoMessage() {}
+
+func (x *ResultsArchive) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_agent_v1_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultsArchive.ProtoReflect.Descriptor instead.
+func (*ResultsArchive) Descriptor() ([]byte, []int) {
+	return file_vigil_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ResultsArchive) GetAgentId() int64 {
+	if x != nil {
+		return x.AgentId
+	}
+	return 0
+}
+
+func (x *ResultsArchive) GetAgentName() string {
+	if x != nil {
+		return x.AgentName
+	}
+	return ""
+}
+
+func (x *ResultsArchive) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *ResultsArchive) GetBundleDigest() string {
+	if x != nil {
+		return x.BundleDigest
+	}
+	return ""
+}
+
+func (x *ResultsArchive) GetBundleVersion() string {
+	if x != nil {
+		return x.BundleVersion
+	}
+	return ""
+}
+
+func (x *ResultsArchive) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ResultsArchive) GetArchiveId() string {
+	if x != nil {
+		return x.ArchiveId
+	}
+	return ""
+}
+
+func (x *ResultsArchive) GetResults() []*Result {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ResultsArchive) GetEnd() *ScanEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 var File_vigil_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_vigil_agent_v1_agent_proto_rawDesc = "" +
@@ -2221,7 +2333,19 @@ const file_vigil_agent_v1_agent_proto_rawDesc = "" +
 	"\vserver_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"serverTime\x12+\n" +
 	"\x11heartbeat_seconds\x18\x02 \x01(\x05R\x10heartbeatSeconds\x12\x1b\n" +
-	"\trenew_now\x18\x03 \x01(\bR\brenewNow2\xdd\x03\n" +
+	"\trenew_now\x18\x03 \x01(\bR\brenewNow\"\xe4\x02\n" +
+	"\x0eResultsArchive\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\x03R\aagentId\x12\x1d\n" +
+	"\n" +
+	"agent_name\x18\x02 \x01(\tR\tagentName\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\x12#\n" +
+	"\rbundle_digest\x18\x04 \x01(\tR\fbundleDigest\x12%\n" +
+	"\x0ebundle_version\x18\x05 \x01(\tR\rbundleVersion\x124\n" +
+	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1d\n" +
+	"\n" +
+	"archive_id\x18\a \x01(\tR\tarchiveId\x120\n" +
+	"\aresults\x18\b \x03(\v2\x16.vigil.agent.v1.ResultR\aresults\x12)\n" +
+	"\x03end\x18\t \x01(\v2\x17.vigil.agent.v1.ScanEndR\x03end2\xdd\x03\n" +
 	"\fAgentService\x12G\n" +
 	"\x06Enroll\x12\x1d.vigil.agent.v1.EnrollRequest\x1a\x1e.vigil.agent.v1.EnrollResponse\x12D\n" +
 	"\x05Renew\x12\x1c.vigil.agent.v1.RenewRequest\x1a\x1d.vigil.agent.v1.RenewResponse\x12N\n" +
@@ -2243,7 +2367,7 @@ func file_vigil_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_vigil_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vigil_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_vigil_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_vigil_agent_v1_agent_proto_goTypes = []any{
 	(Target_Kind)(0),              // 0: vigil.agent.v1.Target.Kind
 	(ScanEnd_Status)(0),           // 1: vigil.agent.v1.ScanEnd.Status
@@ -2273,22 +2397,23 @@ var file_vigil_agent_v1_agent_proto_goTypes = []any{
 	(*TargetInfo)(nil),            // 25: vigil.agent.v1.TargetInfo
 	(*HeartbeatRequest)(nil),      // 26: vigil.agent.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),     // 27: vigil.agent.v1.HeartbeatResponse
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*ResultsArchive)(nil),        // 28: vigil.agent.v1.ResultsArchive
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_vigil_agent_v1_agent_proto_depIdxs = []int32{
-	28, // 0: vigil.agent.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	28, // 1: vigil.agent.v1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
+	29, // 0: vigil.agent.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	29, // 1: vigil.agent.v1.RenewResponse.not_after:type_name -> google.protobuf.Timestamp
 	0,  // 2: vigil.agent.v1.Target.kind:type_name -> vigil.agent.v1.Target.Kind
 	7,  // 3: vigil.agent.v1.Assignment.target:type_name -> vigil.agent.v1.Target
 	8,  // 4: vigil.agent.v1.Assignment.filter:type_name -> vigil.agent.v1.Filter
-	28, // 5: vigil.agent.v1.Assignment.issued_at:type_name -> google.protobuf.Timestamp
-	28, // 6: vigil.agent.v1.Evidence.time:type_name -> google.protobuf.Timestamp
+	29, // 5: vigil.agent.v1.Assignment.issued_at:type_name -> google.protobuf.Timestamp
+	29, // 6: vigil.agent.v1.Evidence.time:type_name -> google.protobuf.Timestamp
 	12, // 7: vigil.agent.v1.Result.references:type_name -> vigil.agent.v1.Ref
 	13, // 8: vigil.agent.v1.Result.evidence:type_name -> vigil.agent.v1.Evidence
-	28, // 9: vigil.agent.v1.Result.time:type_name -> google.protobuf.Timestamp
+	29, // 9: vigil.agent.v1.Result.time:type_name -> google.protobuf.Timestamp
 	1,  // 10: vigil.agent.v1.ScanEnd.status:type_name -> vigil.agent.v1.ScanEnd.Status
-	28, // 11: vigil.agent.v1.ScanEnd.started:type_name -> google.protobuf.Timestamp
-	28, // 12: vigil.agent.v1.ScanEnd.finished:type_name -> google.protobuf.Timestamp
+	29, // 11: vigil.agent.v1.ScanEnd.started:type_name -> google.protobuf.Timestamp
+	29, // 12: vigil.agent.v1.ScanEnd.finished:type_name -> google.protobuf.Timestamp
 	18, // 13: vigil.agent.v1.ScanEnd.inventory:type_name -> vigil.agent.v1.HostInventory
 	14, // 14: vigil.agent.v1.ResultBatch.results:type_name -> vigil.agent.v1.Result
 	15, // 15: vigil.agent.v1.ResultBatch.end:type_name -> vigil.agent.v1.ScanEnd
@@ -2298,27 +2423,30 @@ var file_vigil_agent_v1_agent_proto_depIdxs = []int32{
 	21, // 19: vigil.agent.v1.HostInventory.groups:type_name -> vigil.agent.v1.Account
 	22, // 20: vigil.agent.v1.HostInventory.ports:type_name -> vigil.agent.v1.Port
 	23, // 21: vigil.agent.v1.HostInventory.interfaces:type_name -> vigil.agent.v1.Interface
-	28, // 22: vigil.agent.v1.AgentEvent.at:type_name -> google.protobuf.Timestamp
+	29, // 22: vigil.agent.v1.AgentEvent.at:type_name -> google.protobuf.Timestamp
 	24, // 23: vigil.agent.v1.HeartbeatRequest.events:type_name -> vigil.agent.v1.AgentEvent
 	25, // 24: vigil.agent.v1.HeartbeatRequest.targets:type_name -> vigil.agent.v1.TargetInfo
-	28, // 25: vigil.agent.v1.HeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
-	2,  // 26: vigil.agent.v1.AgentService.Enroll:input_type -> vigil.agent.v1.EnrollRequest
-	4,  // 27: vigil.agent.v1.AgentService.Renew:input_type -> vigil.agent.v1.RenewRequest
-	6,  // 28: vigil.agent.v1.AgentService.WatchAssignments:input_type -> vigil.agent.v1.WatchRequest
-	10, // 29: vigil.agent.v1.AgentService.FetchBundle:input_type -> vigil.agent.v1.FetchBundleRequest
-	16, // 30: vigil.agent.v1.AgentService.ReportResults:input_type -> vigil.agent.v1.ResultBatch
-	26, // 31: vigil.agent.v1.AgentService.Heartbeat:input_type -> vigil.agent.v1.HeartbeatRequest
-	3,  // 32: vigil.agent.v1.AgentService.Enroll:output_type -> vigil.agent.v1.EnrollResponse
-	5,  // 33: vigil.agent.v1.AgentService.Renew:output_type -> vigil.agent.v1.RenewResponse
-	9,  // 34: vigil.agent.v1.AgentService.WatchAssignments:output_type -> vigil.agent.v1.Assignment
-	11, // 35: vigil.agent.v1.AgentService.FetchBundle:output_type -> vigil.agent.v1.BundleChunk
-	17, // 36: vigil.agent.v1.AgentService.ReportResults:output_type -> vigil.agent.v1.BatchAck
-	27, // 37: vigil.agent.v1.AgentService.Heartbeat:output_type -> vigil.agent.v1.HeartbeatResponse
-	32, // [32:38] is the sub-list for method output_type
-	26, // [26:32] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	29, // 25: vigil.agent.v1.HeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
+	29, // 26: vigil.agent.v1.ResultsArchive.created:type_name -> google.protobuf.Timestamp
+	14, // 27: vigil.agent.v1.ResultsArchive.results:type_name -> vigil.agent.v1.Result
+	15, // 28: vigil.agent.v1.ResultsArchive.end:type_name -> vigil.agent.v1.ScanEnd
+	2,  // 29: vigil.agent.v1.AgentService.Enroll:input_type -> vigil.agent.v1.EnrollRequest
+	4,  // 30: vigil.agent.v1.AgentService.Renew:input_type -> vigil.agent.v1.RenewRequest
+	6,  // 31: vigil.agent.v1.AgentService.WatchAssignments:input_type -> vigil.agent.v1.WatchRequest
+	10, // 32: vigil.agent.v1.AgentService.FetchBundle:input_type -> vigil.agent.v1.FetchBundleRequest
+	16, // 33: vigil.agent.v1.AgentService.ReportResults:input_type -> vigil.agent.v1.ResultBatch
+	26, // 34: vigil.agent.v1.AgentService.Heartbeat:input_type -> vigil.agent.v1.HeartbeatRequest
+	3,  // 35: vigil.agent.v1.AgentService.Enroll:output_type -> vigil.agent.v1.EnrollResponse
+	5,  // 36: vigil.agent.v1.AgentService.Renew:output_type -> vigil.agent.v1.RenewResponse
+	9,  // 37: vigil.agent.v1.AgentService.WatchAssignments:output_type -> vigil.agent.v1.Assignment
+	11, // 38: vigil.agent.v1.AgentService.FetchBundle:output_type -> vigil.agent.v1.BundleChunk
+	17, // 39: vigil.agent.v1.AgentService.ReportResults:output_type -> vigil.agent.v1.BatchAck
+	27, // 40: vigil.agent.v1.AgentService.Heartbeat:output_type -> vigil.agent.v1.HeartbeatResponse
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_vigil_agent_v1_agent_proto_init() }
@@ -2332,7 +2460,7 @@ func file_vigil_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_agent_v1_agent_proto_rawDesc), len(file_vigil_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
