@@ -29,6 +29,7 @@ Commands:
   detect           show a host's platform and capabilities
   rules validate   check a rule corpus and report every problem
   rules list       list the rules of a corpus
+  bundle           build, sign and verify signed rule bundles for agents
   version          print the version
   help [command]   show help for a command
 
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env envir
 		return runDetect(ctx, rest, stdout, stderr, env)
 	case "rules":
 		return runRules(ctx, rest, stdout, stderr)
+	case "bundle":
+		return runBundle(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "vigil %s\n", version.String())
 		return exitOK
@@ -73,6 +76,8 @@ func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer, env e
 		return exitOK
 	case args[0] == "rules" && len(args) > 1:
 		return runRules(ctx, []string{args[1], "-h"}, stdout, stderr)
+	case args[0] == "bundle" && len(args) > 1:
+		return runBundle(ctx, []string{args[1], "-h"}, stdout, stderr)
 	case args[0] == "version":
 		fmt.Fprintln(stdout, "Usage: vigil version\n\nPrints the version of this build.")
 		return exitOK
