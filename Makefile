@@ -39,7 +39,17 @@ unit:
 bench: build
 	cd engine && VIGIL_BIN=$(CURDIR)/$(BIN)/vigil $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 	@echo "(ns/op above is one whole scan; rules/s, roundtrips/scan and peak-RSS-MB are per scan)"
-	cd server && $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	@# Server store: ingest of 500-result batches into both drivers for 10 s
+	@# each ("steady": no status changes; "changing": every rule flips each
+	@# batch), then CountsAt (posture?at=) over 1,000 hosts x 300 rules x 90
+	@# days of seeded history, 100 random moments each. About 2 minutes.
+	uptime
+	cd server && $(GO) test -run '^$$' -bench 'BenchmarkIngest500' -benchtime 10s -benchmem -count 1 \
+		./internal/store/sqlite/ ./internal/store/postgres/
+	cd server && $(GO) test -run '^$$' -bench 'BenchmarkCountsAtScale' -benchtime 100x -benchmem -count 1 -timeout 15m \
+		./internal/store/postgres/
+	@echo "(results/s: results ingested per second; p50/p95/p99-ms: CountsAt latency; heap-MB: Go heap in use)"
+	cd server && $(GO) test -run '^$$' -bench . -benchmem -count 1 $$($(GO) list ./... | grep -v '/internal/store/')
 
 # Every rule's proof cases on real targets, and the table of rules that
 # lack a passing or a failing case.

@@ -308,19 +308,12 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 		})
 		return err
 	})
-	// Each rule's open transition, which a change in this batch closes,
-	// read from the partial index transitions_open however long the
-	// host's history is.
-	openIDs := map[string]int64{}
-	pipe.Queue(`SELECT rule_id, id FROM transitions
-		WHERE host_id = (SELECT host_id FROM scans WHERE id = $1) AND valid_to IS NULL`, b.ScanID).Query(func(rows pgx.Rows) error {
-		var rule string
-		var id int64
-		_, err := pgx.ForEachRow(rows, []any{&rule, &id}, func() error {
-			openIDs[rule] = id
-			return nil
-		})
-		return err
+	// The host's latest state checkpoint, which a transition at or before
+	// it makes stale.
+	var latest *time.Time
+	pipe.Queue(`SELECT max(day) FROM state_checkpoints
+		WHERE host_id = (SELECT host_id FROM scans WHERE id = $1)`, b.ScanID).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&latest)
 	})
 	err := tx.SendBatch(ctx, &pipe).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -337,32 +330,142 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 		return st, err
 	}
 	updates, trans := store.Plan(p.Rows, prior)
-	w := newWrite(p, updates, trans, openIDs)
+	w := newWrite(p, updates, trans)
 	err = tx.QueryRow(ctx, ingestSQL, hostID, b.ScanID,
 		w.rules, w.statuses, w.sevs, w.reasons, w.refs, w.hashes, w.ats,
-		w.updIdx, w.trIdx, w.trFrom, w.trValidTo, w.closeIDs, w.closeAts, p.Hashes, w.bodies).
+		w.updIdx, w.trIdx, w.trFrom, p.Hashes, w.bodies).
 		Scan(&st.Results, &st.Transitions, &st.NewEvidence)
 	if err != nil {
 		return st, fmt.Errorf("write results of host %d: %w", hostID, err)
 	}
+	if len(trans) == 0 {
+		return st, nil
+	}
+	first := trans[0].At
+	for _, t := range trans[1:] {
+		if t.At.Before(first) {
+			first = t.At
+		}
+	}
+	if err := maintainCheckpoints(ctx, tx, hostID, first, latest); err != nil {
+		return st, fmt.Errorf("checkpoint host %d: %w", hostID, err)
+	}
 	return st, nil
+}
+
+// maintainCheckpoints keeps a host's state checkpoints exact after
+// transitions were written from time first on: those at or after first
+// no longer hold and go; the one of first's UTC day is (re)built from the
+// log unless it still stands. It runs under the host's row lock, so no
+// other batch of the host can write between the read and the insert. In
+// steady operation this costs nothing but the max(day) read: the day's
+// checkpoint is built by the host's first batch with a change that day.
+func maintainCheckpoints(ctx context.Context, tx pgx.Tx, hostID int64, first time.Time, latest *time.Time) error {
+	day := utcDay(first)
+	if latest != nil && latest.Before(first) && !latest.Before(day) {
+		return nil // the day's checkpoint exists and predates every change
+	}
+	if latest != nil && !latest.Before(first) {
+		if _, err := tx.Exec(ctx, `DELETE FROM state_checkpoints WHERE host_id = $1 AND day >= $2`, hostID, first); err != nil {
+			return fmt.Errorf("drop stale checkpoints: %w", err)
+		}
+	}
+	codes, err := stateCodes(ctx, tx, hostID, day)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO state_checkpoints(host_id, day, codes) VALUES ($1, $2, $3)
+		ON CONFLICT (host_id, day) DO NOTHING`, hostID, day, codes); err != nil {
+		return fmt.Errorf("insert checkpoint of %s: %w", day.Format(time.DateOnly), err)
+	}
+	return nil
+}
+
+// stateCodes encodes a host's state at `at` (the latest transition of
+// each rule with at <= T), numbering rules not numbered yet. A number
+// another transaction assigned after this statement's snapshot is missed
+// by both joins; the statement is then run again, seeing it.
+func stateCodes(ctx context.Context, tx pgx.Tx, hostID int64, at time.Time) ([]byte, error) {
+	for range 3 {
+		rows, err := tx.Query(ctx, `WITH st AS MATERIALIZED (
+				SELECT DISTINCT ON (rule_id) rule_id, `+codeSQL+` AS code
+				FROM transitions t WHERE host_id = $1 AND at <= $2 ORDER BY rule_id, at DESC, id DESC),
+			added AS (
+				INSERT INTO rule_numbers(rule_id)
+				SELECT rule_id FROM st WHERE NOT EXISTS (SELECT 1 FROM rule_numbers n WHERE n.rule_id = st.rule_id)
+				ORDER BY rule_id ON CONFLICT DO NOTHING RETURNING no, rule_id)
+			SELECT coalesce(n.no, a.no), st.code FROM st
+			LEFT JOIN rule_numbers n USING (rule_id) LEFT JOIN added a USING (rule_id)`, hostID, at)
+		if err != nil {
+			return nil, fmt.Errorf("state at %s: %w", at, err)
+		}
+		codes := []byte{} // NOT NULL even when the host had no state
+		missing := false
+		var no *int32
+		var code int16
+		_, err = pgx.ForEachRow(rows, []any{&no, &code}, func() error {
+			if no == nil {
+				missing = true
+				return nil
+			}
+			codes = setCode(codes, int(*no), byte(code))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("state at %s: %w", at, err)
+		}
+		if !missing {
+			return codes, nil
+		}
+	}
+	return nil, fmt.Errorf("state at %s: rule numbers keep changing", at)
+}
+
+// codeSQL is a transition's (alias t) checkpoint code; see the
+// state_checkpoints table and decodeStatus.
+const codeSQL = `(CASE t.to_status WHEN 'pass' THEN 1 WHEN 'fail' THEN 2 WHEN 'skipped' THEN 3 ELSE 4 END
+	+ CASE WHEN t.severity = 'critical' THEN 8 ELSE 0 END)::smallint`
+
+// codeCritical marks a critical rule in a checkpoint code.
+const codeCritical = 8
+
+// statusOf decodes a checkpoint code; "" is no state.
+func statusOf(code byte) result.Status {
+	switch code &^ codeCritical {
+	case 1:
+		return result.Pass
+	case 2:
+		return result.Fail
+	case 3:
+		return result.Skipped
+	case 4:
+		return result.Error
+	}
+	return ""
+}
+
+// setCode stores code for rule number no (from 1), growing codes with
+// zeros (no state) as needed.
+func setCode(codes []byte, no int, code byte) []byte {
+	for len(codes) < no {
+		codes = append(codes, 0)
+	}
+	codes[no-1] = code
+	return codes
 }
 
 // ingestSQL writes one batch. $3..$9 are the batch's rows (r, numbered
 // from 1 in batch order); $10 picks the rows that become current state,
-// $11..$13 the rows that are transitions with their previous status and
-// the valid_to set when a later transition of the rule is in the same
-// batch; $14/$15 close (by id) each rule's open transition at the time of
-// the rule's first new one; $16/$17 are the evidence bodies, parsed only when
-// their hash is new. All parts see one snapshot, so the UPDATE cannot
-// touch the transitions the same statement inserts.
+// $11/$12 the rows that are transitions with their previous status;
+// $13/$14 are the evidence bodies, parsed only when their hash is new.
+// Transitions are appended only: nothing written before is updated.
 const ingestSQL = `WITH r AS MATERIALIZED (
 		SELECT u.i, u.rule_id, u.status, u.severity, u.reason, u.refs::jsonb AS refs, u.hash, u.at
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
 			WITH ORDINALITY AS u(rule_id, status, severity, reason, refs, hash, at, i)),
 	ev AS (
 		INSERT INTO evidence(hash, body)
-		SELECT e.hash, e.body::jsonb FROM unnest($16::text[], $17::text[]) AS e(hash, body)
+		SELECT e.hash, e.body::jsonb FROM unnest($13::text[], $14::text[]) AS e(hash, body)
 		WHERE NOT EXISTS (SELECT 1 FROM evidence x WHERE x.hash = e.hash)
 		ON CONFLICT DO NOTHING RETURNING 1),
 	res AS (
@@ -375,14 +478,11 @@ const ingestSQL = `WITH r AS MATERIALIZED (
 		ON CONFLICT (host_id, rule_id) DO UPDATE SET status = excluded.status, severity = excluded.severity,
 			reason = excluded.reason, refs = excluded.refs, evidence_hash = excluded.evidence_hash,
 			scan_id = excluded.scan_id, observed_at = excluded.observed_at),
-	closed AS (
-		UPDATE transitions t SET valid_to = o.at
-		FROM unnest($14::bigint[], $15::timestamptz[]) AS o(id, at) WHERE t.id = ANY($14) AND t.id = o.id),
 	tr AS (
 		INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity, reason, refs, evidence_hash,
-			scan_id, at, valid_to)
-		SELECT $1, r.rule_id, u.from_status, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at, u.valid_to
-		FROM unnest($11::int[], $12::text[], $13::timestamptz[]) WITH ORDINALITY AS u(i, from_status, valid_to, n)
+			scan_id, at)
+		SELECT $1, r.rule_id, u.from_status, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
+		FROM unnest($11::int[], $12::text[]) WITH ORDINALITY AS u(i, from_status, n)
 			JOIN r USING (i) ORDER BY u.n RETURNING 1)
 	SELECT (SELECT count(*) FROM res), (SELECT count(*) FROM tr), (SELECT count(*) FROM ev)`
 
@@ -393,16 +493,11 @@ type write struct {
 	ats                                  []time.Time
 	updIdx, trIdx                        []int32
 	trFrom                               []string
-	trValidTo                            []*time.Time
-	closeIDs                             []int64
-	closeAts                             []time.Time
 	bodies                               []string
 }
 
-// newWrite lays a planned batch out as arrays. A rule's transition is
-// closed by the rule's next transition in the same batch; its first one
-// closes the rule's open row already stored (openIDs, by rule).
-func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow, openIDs map[string]int64) write {
+// newWrite lays a planned batch out as arrays.
+func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow) write {
 	n := len(p.Rows)
 	w := write{
 		rules: make([]string, n), statuses: make([]string, n), sevs: make([]string, n), reasons: make([]string, n),
@@ -432,19 +527,9 @@ func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow
 	for _, u := range updates {
 		w.updIdx = append(w.updIdx, pos[k(u)])
 	}
-	w.trValidTo = make([]*time.Time, len(trans))
-	last := map[string]int{}
-	for i, t := range trans {
+	for _, t := range trans {
 		w.trIdx = append(w.trIdx, pos[k(t.Row)])
 		w.trFrom = append(w.trFrom, string(t.From))
-		if j, ok := last[t.RuleID]; ok {
-			at := t.At
-			w.trValidTo[j] = &at
-		} else if id, ok := openIDs[t.RuleID]; ok {
-			w.closeIDs = append(w.closeIDs, id)
-			w.closeAts = append(w.closeAts, t.At)
-		}
-		last[t.RuleID] = i
 	}
 	for i, h := range p.Hashes {
 		w.bodies[i] = string(p.Evidence[h])
@@ -480,13 +565,14 @@ func (s *Store) ScanResults(ctx context.Context, scanID int64) ([]store.Finding,
 	return fs, nil
 }
 
-// StateAt implements store.Store: the rows in force at `at` are those
-// with at <= T < valid_to, one per rule, since ingest closes a rule's
-// previous transition when it writes the next.
+// StateAt implements store.Store: each rule's state at T is its latest
+// transition with at <= T (the later-written one on a tie), read on the
+// (host, rule, at) index.
 func (s *Store) StateAt(ctx context.Context, hostID int64, at time.Time) ([]store.Finding, error) {
-	rows, err := s.pool.Query(ctx, `SELECT rule_id, to_status, severity, reason, refs::text, evidence_hash, scan_id, at
-		FROM transitions WHERE host_id = $1 AND at <= $2 AND (valid_to IS NULL OR valid_to > $2)
-		ORDER BY rule_id`, hostID, store.Micro(at))
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (rule_id) rule_id, to_status, severity, reason, refs::text,
+			evidence_hash, scan_id, at
+		FROM transitions WHERE host_id = $1 AND at <= $2
+		ORDER BY rule_id, at DESC, id DESC`, hostID, store.Micro(at))
 	if err != nil {
 		return nil, fmt.Errorf("state of host %d at %s: %w", hostID, at, err)
 	}

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vigilfleet/vigil/server/internal/pgtest"
 	"github.com/vigilfleet/vigil/server/internal/store"
@@ -113,4 +116,108 @@ func TestAuditChainAcrossReplicas(t *testing.T) {
 	if err := store.VerifyAudit(entries); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Two stores on one database stand for two replicas racing for the same
+// due hosts: FOR UPDATE SKIP LOCKED must hand every host to exactly one
+// of them, whatever the interleaving of their small claims.
+func TestClaimDueAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.DB(t)
+	var replicas []*Store
+	for range 2 {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		replicas = append(replicas, s)
+	}
+	const hosts = 40
+	now := time.Now() // UpsertHost makes a new host due at the wall clock's now
+	want := map[int64]bool{}
+	for i := range hosts {
+		h, err := replicas[0].UpsertHost(ctx, store.Host{Name: fmt.Sprintf("due-%02d", i), Address: "127.0.0.2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[h.ID] = true // a new host is due at once
+	}
+	type claimed struct {
+		owner string
+		ids   []int64
+		err   error
+	}
+	out := make(chan claimed, 2*4)
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := claimed{owner: fmt.Sprintf("replica-%d/worker-%d", r, w)}
+				// Bounded: 40 hosts in claims of 3 end well before 40 rounds.
+				for range hosts {
+					cl, err := s.ClaimDue(ctx, store.ClaimRequest{Owner: c.owner, Now: now.Add(time.Hour),
+						Limit: 3, Lease: 10 * time.Minute})
+					if err != nil {
+						c.err = err
+						break
+					}
+					if len(cl) == 0 {
+						break
+					}
+					for _, x := range cl {
+						c.ids = append(c.ids, x.HostID)
+					}
+				}
+				out <- c
+			}()
+		}
+	}
+	wg.Wait()
+	close(out)
+	owners := map[int64]string{}
+	perReplica := map[string]int{}
+	for c := range out {
+		if c.err != nil {
+			t.Fatalf("%s: %v", c.owner, c.err)
+		}
+		for _, id := range c.ids {
+			if prev, dup := owners[id]; dup {
+				t.Errorf("host %d claimed by %s and by %s", id, prev, c.owner)
+			}
+			owners[id] = c.owner
+			perReplica[c.owner[:len("replica-0")]]++
+		}
+	}
+	if len(owners) != len(want) {
+		t.Errorf("%d hosts claimed, want each of the %d due hosts once", len(owners), len(want))
+	}
+	for id := range want {
+		if _, ok := owners[id]; !ok {
+			t.Errorf("host %d never claimed", id)
+		}
+	}
+	// Every lease in the database names the owner that got the claim.
+	rows, err := replicas[1].pool.Query(ctx, `SELECT id, lease_owner FROM hosts WHERE lease_owner IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	var owner string
+	n := 0
+	if _, err := pgx.ForEachRow(rows, []any{&id, &owner}, func() error {
+		n++
+		if owners[id] != owner {
+			t.Errorf("host %d leased to %q in the database, claimed by %q", id, owner, owners[id])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != hosts {
+		t.Errorf("%d leases in the database, want %d", n, hosts)
+	}
+	t.Logf("claims per replica: %v", perReplica)
 }

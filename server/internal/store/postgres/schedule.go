@@ -222,40 +222,121 @@ func (s *Store) Snapshots(ctx context.Context, f store.SnapshotFilter) ([]store.
 	return out, nil
 }
 
-// CountsAt implements store.Scheduling. The rows in force at `at` are
-// those with at <= T < valid_to (valid_to NULL: still current); the
-// database groups them, so only one row per (host, status) crosses the
-// wire however many rules there are.
+// CountsAt implements store.Scheduling. Scanning every transition in
+// force at T (one per host and rule, 300,000 for 1,000 hosts of 300
+// rules) took 400 ms; instead one statement reads each host's latest state
+// checkpoint at or before T (a byte per rule) and the few transitions
+// after it up to T (on the (host_id, at) index), and the counting is done
+// here. Both parts come from
+// one snapshot, and ingest keeps checkpoints exact, so the answer is the
+// same as the full scan's. A host without a checkpoint before T is
+// rebuilt from its whole log.
 func (s *Store) CountsAt(ctx context.Context, at time.Time, ruleIDs []string, hostIDs []int64) ([]store.HostCounts, error) {
 	if (ruleIDs != nil && len(ruleIDs) == 0) || (hostIDs != nil && len(hostIDs) == 0) {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT host_id, to_status, count(*),
-			count(*) FILTER (WHERE to_status = 'fail' AND severity = 'critical')
-		FROM transitions
-		WHERE at <= $1 AND (valid_to IS NULL OR valid_to > $1)
-			AND ($2::text[] IS NULL OR rule_id = ANY($2)) AND ($3::bigint[] IS NULL OR host_id = ANY($3))
-		GROUP BY host_id, to_status ORDER BY host_id`, store.Micro(at), ruleIDs, hostIDs)
+	// Kind 0 rows are checkpoints (codes), kind 1 rows transitions (no or,
+	// for a rule not numbered yet, rule_id), in the order they happened.
+	rows, err := s.pool.Query(ctx, `WITH cp AS MATERIALIZED (
+			SELECT h.id AS host_id, c.day, c.codes FROM hosts h
+			LEFT JOIN LATERAL (SELECT day, codes FROM state_checkpoints k
+				WHERE k.host_id = h.id AND k.day <= $1 ORDER BY day DESC LIMIT 1) c ON true
+			WHERE $2::bigint[] IS NULL OR h.id = ANY($2))
+		SELECT 0 AS kind, host_id, NULL::timestamptz AS at, 0::bigint AS id, codes, NULL::int AS no,
+			NULL::text AS rule_id, 0::smallint AS code
+		FROM cp WHERE codes IS NOT NULL
+		UNION ALL
+		SELECT 1, t.host_id, t.at, t.id, NULL, n.no, CASE WHEN n.no IS NULL THEN t.rule_id END, `+codeSQL+`
+		FROM cp JOIN transitions t ON t.host_id = cp.host_id AND t.at > coalesce(cp.day, '-infinity') AND t.at <= $1
+		LEFT JOIN rule_numbers n ON n.rule_id = t.rule_id
+		ORDER BY host_id, kind, at, id`, store.Micro(at), hostIDs)
 	if err != nil {
 		return nil, fmt.Errorf("counts at %s: %w", at, err)
 	}
-	defer rows.Close()
-	var out []store.HostCounts
-	for rows.Next() {
-		var host, n, crit int64
-		var status string
-		if err := rows.Scan(&host, &status, &n, &crit); err != nil {
-			return nil, fmt.Errorf("counts at %s: %w", at, err)
-		}
-		if len(out) == 0 || out[len(out)-1].HostID != host {
-			out = append(out, store.HostCounts{HostID: host, Counts: map[result.Status]int{}})
-		}
-		hc := &out[len(out)-1]
-		hc.Counts[result.Status(status)] = int(n)
-		hc.CriticalFail += int(crit)
+	// Each host's state at T: its checkpoint's codes, overwritten by the
+	// later transitions in order; rules not numbered yet by rule id.
+	type state struct {
+		host  int64
+		codes []byte
+		extra map[string]byte
 	}
-	if err := rows.Err(); err != nil {
+	var hosts []state
+	var kind int32
+	var host, id int64
+	var tat *time.Time
+	var codes []byte
+	var no *int32
+	var ruleID *string
+	var code int16
+	_, err = pgx.ForEachRow(rows, []any{&kind, &host, &tat, &id, &codes, &no, &ruleID, &code}, func() error {
+		if len(hosts) == 0 || hosts[len(hosts)-1].host != host {
+			hosts = append(hosts, state{host: host})
+		}
+		h := &hosts[len(hosts)-1]
+		switch {
+		case kind == 0:
+			h.codes = append([]byte(nil), codes...)
+		case no != nil:
+			h.codes = setCode(h.codes, int(*no), byte(code))
+		default:
+			if h.extra == nil {
+				h.extra = map[string]byte{}
+			}
+			h.extra[*ruleID] = byte(code)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("counts at %s: %w", at, err)
+	}
+	// The subset's numbers, read after the states: every number in them
+	// was assigned before, so none is missed.
+	var in []bool // by rule number; nil: every rule
+	var inID map[string]bool
+	if ruleIDs != nil {
+		inID = make(map[string]bool, len(ruleIDs))
+		for _, r := range ruleIDs {
+			inID[r] = true
+		}
+		var nos []int32
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(no), '{}') FROM rule_numbers WHERE rule_id = ANY($1)`,
+			ruleIDs).Scan(&nos); err != nil {
+			return nil, fmt.Errorf("counts at %s: rule numbers: %w", at, err)
+		}
+		in = []bool{}
+		for _, n := range nos {
+			for len(in) <= int(n) {
+				in = append(in, false)
+			}
+			in[n] = true
+		}
+	}
+	var out []store.HostCounts
+	for _, h := range hosts {
+		hc := store.HostCounts{HostID: h.host, Counts: map[result.Status]int{}}
+		add := func(code byte) {
+			st := statusOf(code)
+			if st == "" {
+				return
+			}
+			hc.Counts[st]++
+			if st == result.Fail && code&codeCritical != 0 {
+				hc.CriticalFail++
+			}
+		}
+		for i, code := range h.codes {
+			if in == nil || (i+1 < len(in) && in[i+1]) {
+				add(code)
+			}
+		}
+		for r, code := range h.extra {
+			if inID == nil || inID[r] {
+				add(code)
+			}
+		}
+		if len(hc.Counts) > 0 {
+			out = append(out, hc)
+		}
 	}
 	return out, nil
 }

@@ -3,7 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vigilfleet/vigil/engine/result"
 )
 
 // SeedHistory fills the database with SYNTHETIC posture history for
@@ -11,10 +16,11 @@ import (
 // `hosts` hosts named seed-N, `rules` rules each, and `days` days of
 // transitions ending at end. Every (host, rule) starts at end-days; about
 // 2% of rules change per host per day (pass <-> fail); every 37th rule is
-// skipped throughout; every 20th is critical. valid_to, current_state and
-// a daily all-rules posture snapshot per host (the state at the day's end) are consistent with the
-// transitions. It writes with set-based SQL (generate_series), not through
-// Ingest, so seeding a million transitions takes seconds.
+// skipped throughout; every 20th is critical. current_state, a daily state
+// checkpoint and a daily all-rules posture snapshot per host (the state at
+// the day's end) are consistent with the transitions. It writes with
+// set-based SQL (generate_series) and COPY, not through Ingest, so seeding
+// a million transitions takes seconds. The database should be empty.
 func SeedHistory(ctx context.Context, s *Store, hosts, rules, days int, end time.Time) error {
 	start := end.Add(-time.Duration(days) * 24 * time.Hour).UTC()
 	steps := []struct {
@@ -27,9 +33,9 @@ func SeedHistory(ctx context.Context, s *Store, hosts, rules, days int, end time
 		// Up to four candidate changes per (host, rule), each kept with
 		// probability 0.45: 1.8 changes per rule over the period.
 		{"transitions", `INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity, reason, refs,
-				evidence_hash, scan_id, at, valid_to)
+				evidence_hash, scan_id, at)
 			SELECT host_id, rule_id, coalesce(lag(st) OVER w, ''), st, sev, 'seeded', '[{"framework":"cis","control":"1.1"}]',
-				NULL, 0, at, lead(at) OVER w
+				NULL, 0, at
 			FROM (
 				SELECT host_id, rule_id, sev, at,
 					CASE WHEN skipped THEN 'skipped'
@@ -52,31 +58,110 @@ func SeedHistory(ctx context.Context, s *Store, hosts, rules, days int, end time
 			WINDOW w AS (PARTITION BY host_id, rule_id ORDER BY at)`, []any{rules, start, days}},
 		{"current state", `INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs, evidence_hash,
 				scan_id, observed_at)
-			SELECT host_id, rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at
-			FROM transitions WHERE valid_to IS NULL
+			SELECT DISTINCT ON (host_id, rule_id) host_id, rule_id, to_status, severity, reason, refs, evidence_hash, scan_id, at
+			FROM transitions ORDER BY host_id, rule_id, at DESC, id DESC
 			ON CONFLICT (host_id, rule_id) DO NOTHING`, nil},
-		{"snapshots", `INSERT INTO posture_snapshots(host_id, framework, day, score, pass, fail, error, skipped, band, scan_id)
-			SELECT host_id, '', (d - interval '1 day')::date,
-				CASE WHEN pass + fail = 0 THEN 100 ELSE round(100.0 * pass / (pass + fail), 1) END,
-				pass, fail, 0, skipped,
-				CASE WHEN pass + fail = 0 OR pass >= 0.9 * (pass + fail) THEN 'good'
-					WHEN pass >= 0.7 * (pass + fail) THEN 'fair' ELSE 'poor' END, 0
-			FROM (
-				SELECT t.host_id, d.d, count(*) FILTER (WHERE t.to_status = 'pass') AS pass,
-					count(*) FILTER (WHERE t.to_status = 'fail') AS fail,
-					count(*) FILTER (WHERE t.to_status = 'skipped') AS skipped
-				FROM generate_series($1::timestamptz + interval '1 day', $1::timestamptz + $2::int * interval '1 day',
-					interval '1 day') AS d(d)
-				JOIN transitions t ON t.at < d.d AND (t.valid_to IS NULL OR t.valid_to >= d.d)
-				GROUP BY t.host_id, d.d
-			) c
-			ON CONFLICT (host_id, framework, day) DO NOTHING`, []any{start, days}},
+		{"rule numbers", `INSERT INTO rule_numbers(rule_id)
+			SELECT rule_id FROM (SELECT DISTINCT rule_id FROM transitions) r
+			WHERE NOT EXISTS (SELECT 1 FROM rule_numbers n WHERE n.rule_id = r.rule_id)
+			ORDER BY rule_id`, nil},
 		{"vacuum", `VACUUM ANALYZE`, nil}, // sets the visibility map: index-only scans
 	}
-	for _, st := range steps {
+	for i, st := range steps {
+		if i == len(steps)-1 {
+			if err := seedDays(ctx, s, start, days); err != nil {
+				return fmt.Errorf("seed history: %w", err)
+			}
+		}
 		if _, err := s.pool.Exec(ctx, st.sql, st.args...); err != nil {
 			return fmt.Errorf("seed history: %s: %w", st.name, err)
 		}
 	}
 	return nil
+}
+
+// seedDays writes, for every host and each UTC midnight D in
+// (start, start+days], the state checkpoint at D (as ingest would build
+// it) and the all-rules posture snapshot of the day ending at D, replaying
+// the log once in order rather than querying it per day.
+func seedDays(ctx context.Context, s *Store, start time.Time, days int) error {
+	rows, err := s.pool.Query(ctx, `SELECT t.host_id, n.no, t.at, `+codeSQL+`
+		FROM transitions t JOIN rule_numbers n USING (rule_id) ORDER BY t.host_id, t.at, t.id`)
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	first := utcDay(start).Add(24 * time.Hour)
+	last := start.Add(time.Duration(days) * 24 * time.Hour)
+	var cps, snaps [][]any
+	cur := int64(-1)
+	var codes []byte
+	next := first
+	// emit writes host cur's days D < until: a change at D itself is part
+	// of D's state, so it is applied before D is emitted.
+	emit := func(until time.Time) {
+		for ; next.Before(until) && !next.After(last); next = next.Add(24 * time.Hour) {
+			cps = append(cps, []any{cur, next, append([]byte{}, codes...)})
+			snaps = append(snaps, seedSnapshot(cur, next.Add(-24*time.Hour), codes))
+		}
+	}
+	never := last.Add(48 * time.Hour)
+	var host int64
+	var no int32
+	var at time.Time
+	var code int16
+	_, err = pgx.ForEachRow(rows, []any{&host, &no, &at, &code}, func() error {
+		if host != cur {
+			if cur >= 0 {
+				emit(never)
+			}
+			cur, codes, next = host, nil, first
+		}
+		emit(at)
+		codes = setCode(codes, int(no), byte(code))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	if cur >= 0 {
+		emit(never)
+	}
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"state_checkpoints"}, []string{"host_id", "day", "codes"},
+		pgx.CopyFromRows(cps)); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"posture_snapshots"}, []string{"host_id", "framework", "day",
+		"score", "pass", "fail", "error", "skipped", "band", "scan_id"}, pgx.CopyFromRows(snaps)); err != nil {
+		return fmt.Errorf("snapshots: %w", err)
+	}
+	return nil
+}
+
+// seedSnapshot is the all-rules posture snapshot of a host for day from
+// its state codes: score is pass / (pass + fail), band good >= 90%, fair
+// >= 70%, else poor.
+func seedSnapshot(host int64, day time.Time, codes []byte) []any {
+	var pass, fail, skipped int32
+	for _, c := range codes {
+		switch statusOf(c) {
+		case result.Pass:
+			pass++
+		case result.Fail:
+			fail++
+		case result.Skipped:
+			skipped++
+		}
+	}
+	score, band := 100.0, "good"
+	if n := float64(pass + fail); n > 0 {
+		score = math.Round(1000*float64(pass)/n) / 10
+		switch {
+		case float64(pass) >= 0.9*n:
+		case float64(pass) >= 0.7*n:
+			band = "fair"
+		default:
+			band = "poor"
+		}
+	}
+	return []any{host, "", day, score, pass, fail, int32(0), skipped, band, int64(0)}
 }

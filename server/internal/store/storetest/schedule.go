@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ var scheduleTests = []contractTest{
 	{"Snapshots", testSnapshots},
 	{"CountsAtMatchesHistory", testCountsAt},
 	{"ValidToClosesTransitions", testValidTo},
+	{"CountsAtAcrossDaysAndLateBatches", testCountsAtDays},
 	{"FleetTransitions", testFleetTransitions},
 	{"PruneResultsKeepsHistory", testPrune},
 }
@@ -654,5 +656,92 @@ func testPrune(t *testing.T, s store.Store) {
 	}
 	if n, err := s.PruneResults(ctx, cut); err != nil || n != 0 {
 		t.Errorf("second prune = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// testCountsAtDays checks CountsAt against StateAt (the per-host
+// rebuild) over several UTC days, with a change exactly at midnight, a
+// rule first seen late, a critical rule, and a late batch whose results
+// predate changes already stored on a later day: a driver that keeps
+// per-day state must not answer from state the late batch made stale.
+func testCountsAtDays(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b := host(t, s, "days-a"), host(t, s, "days-b")
+	day := func(d, h int) time.Time { return time.Date(2026, 2, 1+d, h, 0, 0, 0, time.UTC) }
+	crit := func(r result.Result) result.Result { r.Severity = rule.Critical; return r }
+	var moments []time.Time
+	put := func(hostID int64, at time.Time, rs ...result.Result) {
+		t.Helper()
+		ingest(t, s, scan(t, s, hostID, at).ID, 1, rs...)
+		for _, r := range rs {
+			moments = append(moments, r.Time.Add(-time.Microsecond), r.Time, r.Time.Add(time.Microsecond))
+		}
+	}
+	put(a.ID, day(0, 8), res("r1", result.Pass, day(0, 8)), res("r2", result.Pass, day(0, 8)),
+		res("r3", result.Pass, day(0, 8)), crit(res("r4", result.Pass, day(0, 8))))
+	put(b.ID, day(0, 9), res("r1", result.Fail, day(0, 9)), crit(res("r4", result.Fail, day(0, 9))))
+	put(a.ID, day(1, 8), res("r1", result.Fail, day(1, 8)), crit(res("r4", result.Fail, day(1, 8))))
+	put(a.ID, day(3, 10), res("r2", result.Fail, day(3, 10)), res("r5", result.Skipped, day(3, 10)))
+	put(b.ID, day(3, 0), res("r1", result.Pass, day(3, 0)), res("r6", result.Error, day(3, 0)))
+	// Late: r3's results of day 2 arrive after day 3's changes.
+	put(a.ID, day(2, 12), res("r3", result.Fail, day(2, 12)))
+	put(a.ID, day(4, 0), crit(res("r4", result.Pass, day(4, 0))), res("r1", result.Error, day(4, 0)))
+	put(b.ID, day(4, 1), crit(res("r4", result.Pass, day(4, 1))))
+	for d := -1; d <= 6; d++ {
+		moments = append(moments, day(d, 0), day(d, 0).Add(-time.Microsecond), day(d, 12))
+	}
+	filters := []struct {
+		rules []string
+		hosts []int64
+	}{
+		{nil, nil},
+		{[]string{"r1", "r4", "r5", "r6", "zz"}, nil},
+		{[]string{"r3"}, []int64{a.ID}},
+		{nil, []int64{b.ID}},
+	}
+	for _, at := range moments {
+		for _, f := range filters {
+			got, err := s.CountsAt(ctx, at, f.rules, f.hosts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []store.HostCounts
+			for _, h := range []store.Host{a, b} {
+				if f.hosts != nil && !slices.Contains(f.hosts, h.ID) {
+					continue
+				}
+				fs, err := s.StateAt(ctx, h.ID, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hc := store.HostCounts{HostID: h.ID, Counts: map[result.Status]int{}}
+				for _, fi := range fs {
+					if f.rules != nil && !slices.Contains(f.rules, fi.RuleID) {
+						continue
+					}
+					hc.Counts[fi.Status]++
+					if fi.Status == result.Fail && fi.Severity == rule.Critical {
+						hc.CriticalFail++
+					}
+				}
+				if len(hc.Counts) > 0 {
+					want = append(want, hc)
+				}
+			}
+			if len(got) == 0 && len(want) == 0 {
+				continue
+			}
+			if !reflect.DeepEqual(sortCounts(got), want) {
+				t.Errorf("counts at %s rules %v hosts %v\n got %+v\nwant %+v", at.Format(time.RFC3339Nano), f.rules, f.hosts, got, want)
+			}
+		}
+	}
+	// A spot check that StateAt itself saw the late batch.
+	fs, err := s.StateAt(ctx, a.ID, day(2, 13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(fs); got["r3"] != result.Fail || got["r1"] != result.Fail || got["r2"] != result.Pass {
+		t.Errorf("state of days-a at day 2 13:00 = %v, want r1 fail, r2 pass, r3 fail", got)
 	}
 }
