@@ -31,6 +31,11 @@ commands:
   migrate        apply database migrations and exit
   admin create   create an admin user (password read from stdin)
   audit verify   check the audit log's hash chain
+  bundle publish FILE  verify a signed rule bundle and make it the latest
+  bundle import FILE   the same, for a bundle carried into an air-gapped site
+  import RESULTS       verify and ingest an offline agent's results archive
+  token create         make an agent join token (--ttl 1h --uses 1 --labels k=v,...)
+  agent revoke ID      revoke an agent: its next call is refused
   check-config   validate the configuration and print it, secrets masked
   version        print the version
 
@@ -50,7 +55,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := args[0], args[1:]
-	if cmd == "admin" || cmd == "audit" {
+	if cmd == "admin" || cmd == "audit" || cmd == "bundle" || cmd == "token" || cmd == "agent" {
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -73,6 +78,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = adminCreate(ctx, rest, stdin, stdout, stderr)
 	case "audit verify":
 		err = auditVerify(ctx, rest, stdout, stderr)
+	case "bundle publish", "bundle import":
+		err = bundlePublish(ctx, cmd, rest, stdout, stderr)
+	case "import":
+		err = importResults(ctx, rest, stdout, stderr)
+	case "token create":
+		err = tokenCreate(ctx, rest, stdout, stderr)
+	case "agent revoke":
+		err = agentRevoke(ctx, rest, stdout, stderr)
 	case "check-config":
 		err = checkConfig(rest, stdout, stderr)
 	default:

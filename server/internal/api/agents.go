@@ -24,18 +24,52 @@ type agentJSON struct {
 	EnrolledAt *time.Time        `json:"enrolled_at"`
 	LastSeenAt *time.Time        `json:"last_seen_at"`
 	RevokedAt  *time.Time        `json:"revoked_at"`
+	// Online is computed: seen within three heartbeat intervals. State
+	// folds it with revocation: online, offline or revoked.
+	Online       bool   `json:"online"`
+	State        string `json:"state"`
+	Hostname     string `json:"hostname"`
+	SpoolBatches int64  `json:"spool_batches"`
+	SpoolBytes   int64  `json:"spool_bytes"`
+	BundleDigest string `json:"bundle_digest"`
 }
 
-func toAgentJSON(a store.Agent, hosts int) agentJSON {
+// missedHeartbeats is how many heartbeat intervals an agent may stay
+// silent before it is shown offline.
+const missedHeartbeats = 3
+
+func (s *Server) toAgentJSON(a store.Agent, hosts int) agentJSON {
 	labels := a.Labels
 	if labels == nil {
 		labels = map[string]string{}
+	}
+	online := a.Status == store.AgentActive && !a.LastSeenAt.IsZero() &&
+		s.now().Sub(a.LastSeenAt) < missedHeartbeats*s.d.AgentHeartbeat
+	state := "offline"
+	switch {
+	case a.Status != store.AgentActive:
+		state = string(a.Status)
+	case online:
+		state = "online"
 	}
 	return agentJSON{
 		ID: a.ID, Name: a.Name, Status: string(a.Status), Version: a.Version, OS: a.OS,
 		CertSerial: a.CertSerial, Labels: labels, Hosts: hosts,
 		EnrolledAt: ts(a.EnrolledAt), LastSeenAt: ts(a.LastSeenAt), RevokedAt: ts(a.RevokedAt),
+		Online: online, State: state, Hostname: a.Hostname,
+		SpoolBatches: a.SpoolBatches, SpoolBytes: a.SpoolBytes, BundleDigest: a.BundleDigest,
 	}
+}
+
+// agentHosts counts the hosts each agent scans.
+func agentHosts(hosts []store.Host) map[int64]int {
+	owned := map[int64]int{}
+	for _, h := range hosts {
+		if h.AgentID != 0 {
+			owned[h.AgentID]++
+		}
+	}
+	return owned
 }
 
 // listAgents answers GET /agents.
@@ -51,15 +85,10 @@ func (s *Server) listAgents(c *gin.Context) {
 		s.internal(c, err)
 		return
 	}
-	owned := map[int64]int{}
-	for _, h := range hosts {
-		if h.AgentID != 0 {
-			owned[h.AgentID]++
-		}
-	}
+	owned := agentHosts(hosts)
 	out := make([]agentJSON, len(agents))
 	for i, a := range agents {
-		out[i] = toAgentJSON(a, owned[a.ID])
+		out[i] = s.toAgentJSON(a, owned[a.ID])
 	}
 	c.JSON(http.StatusOK, gin.H{"agents": out})
 }

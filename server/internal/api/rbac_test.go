@@ -54,6 +54,7 @@ type walkFixture struct {
 	spareToken  int64  // another token of the caller, to revoke
 	host, group int64
 	scan        int64
+	agent       int64      // an enrolled agent, to revoke
 	victim      store.User // a user to update or delete
 	ruleID      string
 	n           int // unique suffix
@@ -99,6 +100,11 @@ func (e *env) fixture(role string, n int) walkFixture {
 		e.t.Fatal(err)
 	}
 	f.scan = sc.ID
+	a, err := e.st.CreateAgent(ctx, store.Agent{Name: fmt.Sprintf("agent%d", n), EnrolledAt: e.clock.Now()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f.agent = a.ID
 	return f
 }
 
@@ -118,6 +124,8 @@ func (f walkFixture) path(route string) string {
 		id = strconv.FormatInt(f.spareToken, 10)
 	case strings.HasPrefix(route, "/api/v1/rules/"):
 		id = f.ruleID
+	case strings.HasPrefix(route, "/api/v1/agents/"):
+		id = strconv.FormatInt(f.agent, 10)
 	}
 	p := strings.Replace(route, ":id", id, 1)
 	return strings.Replace(p, ":rule", f.ruleID, 1)
@@ -143,6 +151,8 @@ func (f walkFixture) body(t *testing.T, method, route string) any {
 		return map[string]string{"role": RoleAuditor}
 	case "POST /api/v1/tokens":
 		return map[string]string{"name": "ci"}
+	case "POST /api/v1/enrollment-tokens":
+		return map[string]any{"ttl": "1h", "uses": 1}
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ func (s *Server) routes() []Route {
 		{"GET", "/api/v1/hosts/:id/trend", PermFleetRead, s.hostTrend},
 		{"GET", "/api/v1/hosts/:id/scans", PermFleetRead, s.hostScans},
 		{"POST", "/api/v1/hosts/:id/scan", PermScanTrigger, s.scanHostNow},
+		{"GET", "/api/v1/hosts/:id/inventory", PermFleetRead, s.hostInventory},
+		{"GET", "/api/v1/inventory/search", PermFleetRead, s.searchInventory},
 
 		{"GET", "/api/v1/groups", PermFleetRead, s.listGroups},
 		{"POST", "/api/v1/groups", PermHostsWrite, s.createGroup},
@@ -59,6 +61,8 @@ func (s *Server) routes() []Route {
 		{"GET", "/api/v1/rules/:id", PermFleetRead, s.getRule},
 		{"GET", "/api/v1/frameworks", PermFleetRead, s.listFrameworks},
 		{"GET", "/api/v1/agents", PermFleetRead, s.listAgents},
+		{"POST", "/api/v1/agents/:id/revoke", PermAgentsManage, s.revokeAgent},
+		{"POST", "/api/v1/enrollment-tokens", PermAgentsManage, s.createEnrollmentToken},
 
 		{"GET", "/api/v1/users", PermUsersManage, s.listUsers},
 		{"POST", "/api/v1/users", PermUsersManage, s.createUser},

@@ -41,6 +41,12 @@ type Deps struct {
 	LoginWindow time.Duration
 	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// CAPin is the agent CA's pin ("sha256:<hex>"), returned with every
+	// enrolment token so that the agent can check the server it enrols with.
+	CAPin string
+	// AgentHeartbeat is the interval agents send heartbeats at; an agent
+	// silent for three of them is shown offline. 0 means 30 s.
+	AgentHeartbeat time.Duration
 }
 
 // Server holds the API's dependencies and per-process state.
@@ -70,6 +76,9 @@ func New(d Deps) *Server {
 	}
 	if d.MaxBodyBytes == 0 {
 		d.MaxBodyBytes = 1 << 20
+	}
+	if d.AgentHeartbeat == 0 {
+		d.AgentHeartbeat = 30 * time.Second
 	}
 	s := &Server{d: d, log: d.Logger, now: d.Now}
 	s.limiter = newLoginLimiter(d.LoginLimit, d.LoginWindow, d.Now)

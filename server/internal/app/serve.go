@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilfleet/vigil/server/internal/agentapi"
 	"github.com/vigilfleet/vigil/server/internal/agentless"
 	"github.com/vigilfleet/vigil/server/internal/api"
 	"github.com/vigilfleet/vigil/server/internal/config"
@@ -44,6 +45,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("rules %s: %w", cfg.RulesDir, err)
 	}
 	post := posture.NewService(st, idx, time.Now)
+	if _, err := EnsureBundle(ctx, cfg, st, nil, log); err != nil {
+		return err
+	}
 
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	if certFile == "" {
@@ -63,6 +67,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("tls: %s / %s: %w", certFile, keyFile, err)
 	}
 
+	ca, err := LoadOrCreateCA(cfg, time.Now())
+	if err != nil {
+		return err
+	}
+
 	scanner, err := agentless.New(agentless.Config{Store: st, Box: box, RulesDir: cfg.RulesDir})
 	if err != nil {
 		return err
@@ -76,8 +85,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: sched.Wake,
-		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit})
+	agents, err := agentapi.New(agentapi.Config{Store: st, Posture: post, CA: ca, Logger: log,
+		Intervals: intervals(cfg.Scheduler), ServerNames: grpcNames(cfg.GRPCAddr)})
+	if err != nil {
+		return err
+	}
+	wake := func() { sched.Wake(); agents.Wake() }
+	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: wake,
+		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           a.Handler(),
@@ -92,6 +107,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http_addr %s: %w", cfg.HTTPAddr, err)
 	}
+	gln, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("grpc_addr %s: %w", cfg.GRPCAddr, err)
+	}
+	log.Info("agent CA", "pin", ca.Pin(), "grpc", gln.Addr().String())
 	log.Info("vigil-server listening", "url", "https://"+ln.Addr().String()+"/", "store", storeKind(cfg), "rules", len(idx.Rules()))
 	if users, err := st.Users(ctx); err == nil && len(users) == 0 {
 		log.Warn("no users yet; create the first admin with: vigil-server admin create --data-dir " + cfg.DataDir +
@@ -111,6 +132,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	g.Go(func() error { return agents.Serve(gctx, gln) })
 	if cfg.Scheduler.Enabled {
 		g.Go(func() error { return sched.Run(gctx) })
 	}

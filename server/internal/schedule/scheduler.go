@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +77,7 @@ type Scheduler struct {
 	cfg  Config
 	log  *slog.Logger
 	wake chan struct{}
+	fin  *Finisher
 
 	mu  sync.Mutex // guards rnd
 	rnd *rand.Rand
@@ -119,12 +119,19 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scheduler{
+	s := &Scheduler{
 		cfg:  cfg,
 		log:  cfg.Logger.With("component", "scheduler", "owner", cfg.Owner),
 		wake: make(chan struct{}, 1),
 		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-	}, nil
+	}
+	fin, err := NewFinisher(FinisherConfig{Store: cfg.Store, Posture: cfg.Posture, Intervals: cfg.Intervals,
+		Logger: s.log, Now: cfg.Now, Wake: s.Wake})
+	if err != nil {
+		return nil, err
+	}
+	s.fin = fin
+	return s, nil
 }
 
 // Wake makes Run look for due hosts now rather than at the next poll (after
@@ -176,13 +183,6 @@ func (s *Scheduler) jittered(d time.Duration) time.Duration {
 	f := 0.9 + 0.2*s.rnd.Float64()
 	s.mu.Unlock()
 	return time.Duration(float64(d) * f)
-}
-
-// next is Intervals.Next with the scheduler's random source.
-func (s *Scheduler) next(band posture.Band, now time.Time) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg.Intervals.Next(band, now, s.rnd)
 }
 
 // RunOnce claims up to Workers due agentless hosts and scans them
@@ -252,7 +252,7 @@ func (s *Scheduler) process(ctx context.Context, c store.Claim) error {
 		log.Error("storing scan failed", "err", err)
 		return s.fail(ctx, h, scan.ID, err.Error(), s.cfg.Now().Add(s.cfg.RetryAfter))
 	}
-	return s.complete(fctx, log, h, c, scan, rep)
+	return s.complete(fctx, h, c, scan, rep)
 }
 
 // detached returns a context that outlives ctx's cancellation for at most
@@ -290,41 +290,11 @@ func (s *Scheduler) ingest(ctx context.Context, scan store.Scan, rep *engine.Rep
 }
 
 // complete records posture, schedules the next scan and, when a critical
-// rule started failing, asks for one confirming re-scan.
-func (s *Scheduler) complete(ctx context.Context, log *slog.Logger, h store.Host, c store.Claim, scan store.Scan, rep *engine.Report) error {
-	out, err := s.cfg.Posture.RecordScan(ctx, h.ID, scan.ID)
-	if err != nil {
-		// The results are stored, so the scan stands; schedule by the
-		// posture of this scan's own results instead.
-		out = reportOutcome(rep)
-		log.Error("recording posture failed; scheduling by this scan's results", "err", err, "band", out.Band)
-	}
-	now := s.cfg.Now()
-	next := s.next(out.Band, now)
-	err = s.cfg.Store.CompleteClaim(ctx, h.ID, s.cfg.Owner, store.Completion{
-		ScannedAt: now, NextScanAt: next, Score: out.Score, Band: string(out.Band),
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		// Our lease expired and another replica may be scanning the host;
-		// its completion will set the schedule.
-		log.Warn("lease lost before the scan was recorded", "lease", s.cfg.Lease)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("schedule: host %s: completing claim: %w", h.Name, err)
-	}
-	log.Info("scan completed", "pass", rep.Summary.Pass, "fail", rep.Summary.Fail,
-		"error", rep.Summary.Error, "score", out.Score, "band", out.Band, "next_scan_at", next)
-	if len(out.NewCriticalFailures) == 0 || c.Reason == TriggerRescan {
-		return nil
-	}
-	log.Warn("critical rules started failing; requesting a confirming re-scan",
-		"rules", strings.Join(out.NewCriticalFailures, ","))
-	if err := s.cfg.Store.RequestScan(ctx, h.ID, TriggerRescan, now); err != nil {
-		return fmt.Errorf("schedule: host %s: requesting re-scan: %w", h.Name, err)
-	}
-	s.Wake()
-	return nil
+// rule started failing, asks for one confirming re-scan (see Finisher).
+func (s *Scheduler) complete(ctx context.Context, h store.Host, c store.Claim, scan store.Scan, rep *engine.Report) error {
+	_, err := s.fin.Schedule(ctx, Ending{Host: h, ScanID: scan.ID, Owner: s.cfg.Owner, Reason: c.Reason,
+		Counts: rep.Summary, Fallback: func() posture.Outcome { return reportOutcome(rep) }})
+	return err
 }
 
 // reportOutcome scores a report's own results, for when the posture
@@ -353,14 +323,10 @@ func reportOutcome(rep *engine.Report) posture.Outcome {
 func (s *Scheduler) fail(ctx context.Context, h store.Host, scanID int64, msg string, retry time.Time) error {
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	var errs []error
-	if err := s.cfg.Store.FailScan(ctx, scanID, s.cfg.Now(), msg); err != nil {
-		errs = append(errs, fmt.Errorf("schedule: host %s: recording failed scan %d: %w", h.Name, scanID, err))
+	if err := s.fin.Fail(ctx, h.ID, scanID, s.cfg.Owner, msg, retry); err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	if err := s.release(ctx, h.ID, retry, nil); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // release gives the host's lease back, due again at retry, even when ctx

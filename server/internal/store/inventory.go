@@ -73,6 +73,13 @@ type Agent struct {
 	EnrolledAt time.Time
 	LastSeenAt time.Time // zero until the first call after enrolment
 	RevokedAt  time.Time // zero unless revoked
+	// Hostname is the name of the agent's own host, given at enrolment:
+	// its assignments for that host scan locally, any other over SSH.
+	Hostname string
+	// From the latest heartbeat (TouchAgent).
+	SpoolBatches int64
+	SpoolBytes   int64
+	BundleDigest string
 }
 
 // ScanFilter selects scans. Zero fields do not filter.

@@ -27,6 +27,8 @@ type Store interface {
 	Inventory  // hosts, groups, agents, scans lists, credentials (inventory.go)
 	Scheduling // due hosts, leases, posture snapshots, fleet history (schedule.go)
 	Accounts   // users, tokens, audit log (accounts.go)
+	Enrollment // join tokens, agent certificates, bundles (enrollment.go)
+	Facts      // host inventory: packages, services, ports... (facts.go)
 
 	// UpsertHost creates the host or replaces its address, OS, labels,
 	// groups and owning agent, keyed by name, and returns it with its id.

@@ -186,13 +186,15 @@ func (s *Store) DeleteGroup(ctx context.Context, id int64) error {
 	return nil
 }
 
-const agentColumns = `id, name, status, version, os, cert_serial, labels::text, enrolled_at, last_seen_at, revoked_at`
+const agentColumns = `id, name, status, version, os, cert_serial, labels::text, enrolled_at, last_seen_at, revoked_at,
+	spool_batches, spool_bytes, bundle_digest, hostname`
 
 func scanAgent(r pgx.Row) (store.Agent, error) {
 	var a store.Agent
 	var status, labels string
 	var seen, revoked *time.Time
-	if err := r.Scan(&a.ID, &a.Name, &status, &a.Version, &a.OS, &a.CertSerial, &labels, &a.EnrolledAt, &seen, &revoked); err != nil {
+	if err := r.Scan(&a.ID, &a.Name, &status, &a.Version, &a.OS, &a.CertSerial, &labels, &a.EnrolledAt, &seen, &revoked,
+		&a.SpoolBatches, &a.SpoolBytes, &a.BundleDigest, &a.Hostname); err != nil {
 		return store.Agent{}, err
 	}
 	if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {

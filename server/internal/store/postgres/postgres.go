@@ -270,17 +270,25 @@ var errReplayed = errors.New("batch already applied")
 
 // ingest applies a batch in two round trips inside the caller's
 // transaction: one pipeline that records the batch, locks the host and
-// reads its state, then one statement that writes everything. Writing
-// through a single statement lets each refs document be parsed as JSON once
-// (instead of once per table), sends every value once in binary arrays,
-// and closes the previous open transitions in the same snapshot that
-// inserts the new ones.
+// reads its state and which evidence bodies are stored already, then one
+// statement that writes everything. Writing through a single statement
+// lets each refs document be parsed as JSON once (instead of once per
+// table) and sends every value once in binary arrays. The batch is
+// flattened before the first round trip, so that evidence is looked up by
+// hash and only unknown bodies travel and get parsed.
 func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, error) {
 	var st store.IngestStats
+	// Results without a time take the scan's start, known after the first
+	// round trip: flatten with no fallback now and fill those in below.
+	p, err := store.Prepare(b, time.Time{})
+	if err != nil {
+		return st, err
+	}
 	var hostID int64
 	var started time.Time
 	var recorded int64
 	prior := map[string]store.Prior{}
+	stored := make(map[string]bool, len(p.Hashes))
 	var pipe pgx.Batch
 	pipe.Queue(`SELECT host_id, started_at FROM scans WHERE id = $1`, b.ScanID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&hostID, &started)
@@ -315,7 +323,20 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 		WHERE host_id = (SELECT host_id FROM scans WHERE id = $1)`, b.ScanID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&latest)
 	})
-	err := tx.SendBatch(ctx, &pipe).Close()
+	// Evidence bodies are immutable and never deleted: one seen here need
+	// not be sent again. One another batch stores meanwhile is sent and
+	// skipped by ON CONFLICT.
+	if len(p.Hashes) > 0 {
+		pipe.Queue(`SELECT hash FROM evidence WHERE hash = ANY($1::text[])`, p.Hashes).Query(func(rows pgx.Rows) error {
+			var h string
+			_, err := pgx.ForEachRow(rows, []any{&h}, func() error {
+				stored[h] = true
+				return nil
+			})
+			return err
+		})
+	}
+	err = tx.SendBatch(ctx, &pipe).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("scan %d: %w", b.ScanID, store.ErrNotFound)
 	}
@@ -325,15 +346,16 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 	if recorded == 0 {
 		return store.IngestStats{Replayed: true}, nil
 	}
-	p, err := store.Prepare(b, started)
-	if err != nil {
-		return st, err
+	for i := range p.Rows {
+		if p.Rows[i].At.IsZero() {
+			p.Rows[i].At = store.Micro(started)
+		}
 	}
 	updates, trans := store.Plan(p.Rows, prior)
-	w := newWrite(p, updates, trans)
+	w := newWrite(p, updates, trans, prior, stored)
 	err = tx.QueryRow(ctx, ingestSQL, hostID, b.ScanID,
 		w.rules, w.statuses, w.sevs, w.reasons, w.refs, w.hashes, w.ats,
-		w.updIdx, w.trIdx, w.trFrom, p.Hashes, w.bodies).
+		w.updIdx, w.insIdx, w.trIdx, w.trFrom, w.newHashes, w.bodies).
 		Scan(&st.Results, &st.Transitions, &st.NewEvidence)
 	if err != nil {
 		return st, fmt.Errorf("write results of host %d: %w", hostID, err)
@@ -455,26 +477,35 @@ func setCode(codes []byte, no int, code byte) []byte {
 }
 
 // ingestSQL writes one batch. $3..$9 are the batch's rows (r, numbered
-// from 1 in batch order); $10 picks the rows that become current state,
-// $11/$12 the rows that are transitions with their previous status;
-// $13/$14 are the evidence bodies, parsed only when their hash is new.
-// Transitions are appended only: nothing written before is updated.
+// from 1 in batch order); $10 picks the rows that update a rule's current
+// state and $11 those that create it (the host's state was read under its
+// row lock, so the split is exact); $12/$13 are the rows that are
+// transitions with their previous status; $14/$15 the evidence bodies not
+// stored yet. A plain UPDATE of existing state rows, unlike an upsert,
+// neither probes the index per row first nor writes a row-lock record per
+// row, and with no indexed column changed it is a HOT update in the free
+// room fillfactor leaves. Transitions are appended only: nothing written
+// before is updated.
 const ingestSQL = `WITH r AS MATERIALIZED (
 		SELECT u.i, u.rule_id, u.status, u.severity, u.reason, u.refs::jsonb AS refs, u.hash, u.at
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
 			WITH ORDINALITY AS u(rule_id, status, severity, reason, refs, hash, at, i)),
 	ev AS (
 		INSERT INTO evidence(hash, body)
-		SELECT e.hash, e.body::jsonb FROM unnest($13::text[], $14::text[]) AS e(hash, body)
-		WHERE NOT EXISTS (SELECT 1 FROM evidence x WHERE x.hash = e.hash)
+		SELECT e.hash, e.body::jsonb FROM unnest($14::text[], $15::text[]) AS e(hash, body)
 		ON CONFLICT DO NOTHING RETURNING 1),
 	res AS (
 		INSERT INTO scan_results(scan_id, host_id, rule_id, status, severity, reason, refs, evidence_hash, observed_at)
 		SELECT $2, $1, rule_id, status, severity, reason, refs, hash, at FROM r ORDER BY i RETURNING 1),
-	cur AS (
+	upd AS (
+		UPDATE current_state c SET status = r.status, severity = r.severity, reason = r.reason, refs = r.refs,
+			evidence_hash = r.hash, scan_id = $2, observed_at = r.at
+		FROM unnest($10::int[]) AS u(i) JOIN r USING (i)
+		WHERE c.host_id = $1 AND c.rule_id = r.rule_id),
+	ins AS (
 		INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs, evidence_hash, scan_id, observed_at)
 		SELECT $1, r.rule_id, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
-		FROM unnest($10::int[]) AS u(i) JOIN r USING (i)
+		FROM unnest($11::int[]) AS u(i) JOIN r USING (i)
 		ON CONFLICT (host_id, rule_id) DO UPDATE SET status = excluded.status, severity = excluded.severity,
 			reason = excluded.reason, refs = excluded.refs, evidence_hash = excluded.evidence_hash,
 			scan_id = excluded.scan_id, observed_at = excluded.observed_at),
@@ -482,7 +513,7 @@ const ingestSQL = `WITH r AS MATERIALIZED (
 		INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity, reason, refs, evidence_hash,
 			scan_id, at)
 		SELECT $1, r.rule_id, u.from_status, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
-		FROM unnest($11::int[], $12::text[]) WITH ORDINALITY AS u(i, from_status, n)
+		FROM unnest($12::int[], $13::text[]) WITH ORDINALITY AS u(i, from_status, n)
 			JOIN r USING (i) ORDER BY u.n RETURNING 1)
 	SELECT (SELECT count(*) FROM res), (SELECT count(*) FROM tr), (SELECT count(*) FROM ev)`
 
@@ -491,18 +522,19 @@ type write struct {
 	rules, statuses, sevs, reasons, refs []string
 	hashes                               []*string
 	ats                                  []time.Time
-	updIdx, trIdx                        []int32
+	updIdx, insIdx, trIdx                []int32
 	trFrom                               []string
-	bodies                               []string
+	newHashes, bodies                    []string
 }
 
-// newWrite lays a planned batch out as arrays.
-func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow) write {
+// newWrite lays a planned batch out as arrays: updates of rules in prior
+// go to updIdx, of new rules to insIdx; only evidence not stored is sent.
+func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow,
+	prior map[string]store.Prior, stored map[string]bool) write {
 	n := len(p.Rows)
 	w := write{
 		rules: make([]string, n), statuses: make([]string, n), sevs: make([]string, n), reasons: make([]string, n),
 		refs: make([]string, n), hashes: make([]*string, n), ats: make([]time.Time, n),
-		bodies: make([]string, len(p.Hashes)),
 	}
 	// Plan returns copies of rows: find each one's position by its whole
 	// content (rows equal in every field are interchangeable).
@@ -511,28 +543,34 @@ func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow
 		at                            time.Time
 		st                            result.Status
 	}
-	k := func(r store.Row) key {
-		return key{r.RuleID, r.Severity, r.Reason, string(r.Refs), r.EvidenceHash, r.At, r.Status}
-	}
 	pos := make(map[key]int32, n)
 	for i, r := range p.Rows {
 		w.rules[i], w.statuses[i], w.sevs[i], w.reasons[i], w.refs[i] = r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs)
 		if r.EvidenceHash != "" {
-			h := r.EvidenceHash
-			w.hashes[i] = &h
+			w.hashes[i] = &p.Rows[i].EvidenceHash
 		}
 		w.ats[i] = r.At
-		pos[k(r)] = int32(i + 1) // ORDINALITY counts from 1
+		pos[key{r.RuleID, r.Severity, r.Reason, w.refs[i], r.EvidenceHash, r.At, r.Status}] = int32(i + 1) // ORDINALITY counts from 1
+	}
+	k := func(r store.Row) key {
+		return key{r.RuleID, r.Severity, r.Reason, string(r.Refs), r.EvidenceHash, r.At, r.Status}
 	}
 	for _, u := range updates {
-		w.updIdx = append(w.updIdx, pos[k(u)])
+		if _, ok := prior[u.RuleID]; ok {
+			w.updIdx = append(w.updIdx, pos[k(u)])
+		} else {
+			w.insIdx = append(w.insIdx, pos[k(u)])
+		}
 	}
 	for _, t := range trans {
 		w.trIdx = append(w.trIdx, pos[k(t.Row)])
 		w.trFrom = append(w.trFrom, string(t.From))
 	}
-	for i, h := range p.Hashes {
-		w.bodies[i] = string(p.Evidence[h])
+	for _, h := range p.Hashes {
+		if !stored[h] {
+			w.newHashes = append(w.newHashes, h)
+			w.bodies = append(w.bodies, string(p.Evidence[h]))
+		}
 	}
 	return w
 }

@@ -193,14 +193,16 @@ func (s *Store) DeleteGroup(ctx context.Context, id int64) error {
 	return nil
 }
 
-const agentColumns = `id, name, status, version, os, cert_serial, labels, enrolled_at, last_seen_at, revoked_at`
+const agentColumns = `id, name, status, version, os, cert_serial, labels, enrolled_at, last_seen_at, revoked_at,
+	spool_batches, spool_bytes, bundle_digest, hostname`
 
 func scanAgent(r rowScanner) (store.Agent, error) {
 	var a store.Agent
 	var status, labels string
 	var enrolled int64
 	var seen, revoked sql.NullInt64
-	if err := r.Scan(&a.ID, &a.Name, &status, &a.Version, &a.OS, &a.CertSerial, &labels, &enrolled, &seen, &revoked); err != nil {
+	if err := r.Scan(&a.ID, &a.Name, &status, &a.Version, &a.OS, &a.CertSerial, &labels, &enrolled, &seen, &revoked,
+		&a.SpoolBatches, &a.SpoolBytes, &a.BundleDigest, &a.Hostname); err != nil {
 		return store.Agent{}, err
 	}
 	if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {

@@ -41,6 +41,8 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, inventoryTests...)
 	tests = append(tests, scheduleTests...)
 	tests = append(tests, accountsTests...)
+	tests = append(tests, factsTests...)
+	tests = append(tests, enrollmentTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
