@@ -37,7 +37,7 @@ func bundlePublish(ctx context.Context, name string, args []string, stdout, stde
 		return err
 	}
 	defer st.Close()
-	b, err := app.PublishBundle(ctx, cfg, st, file, trusted, time.Now())
+	b, err := app.PublishBundle(ctx, cfg, st, file, append(cfg.BundleTrustedKeys, trusted...), time.Now())
 	if err != nil {
 		return err
 	}

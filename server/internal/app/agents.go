@@ -14,9 +14,17 @@ import (
 	"github.com/vigilfleet/vigil/shared/pki"
 )
 
-// LoadOrCreateCA loads the agent CA from <data>/ca (ca.crt, ca.key),
-// creating it on first use.
+// LoadOrCreateCA loads the operator's agent CA (ca_cert, ca_key) when
+// configured, else the one in <data>/ca (ca.crt, ca.key), creating it on
+// first use.
 func LoadOrCreateCA(cfg config.Config, now time.Time) (*pki.CA, error) {
+	if cfg.CACert != "" {
+		ca, err := pki.LoadCA(cfg.CACert, cfg.CAKey)
+		if err != nil {
+			return nil, fmt.Errorf("ca_cert %s / ca_key %s: %w", cfg.CACert, cfg.CAKey, err)
+		}
+		return ca, nil
+	}
 	dir := filepath.Join(cfg.DataDir, "ca")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ca dir %s: %w", dir, err)

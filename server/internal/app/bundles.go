@@ -72,7 +72,11 @@ func PublishBundle(ctx context.Context, cfg config.Config, st store.Store, path 
 // creates one.
 func ImportResults(ctx context.Context, cfg config.Config, st store.Store, path string, now time.Time) (importer.Report, error) {
 	dir := filepath.Join(cfg.DataDir, "ca")
-	ca, err := pki.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	if cfg.CACert != "" {
+		certFile, keyFile = cfg.CACert, cfg.CAKey
+	}
+	ca, err := pki.LoadCA(certFile, keyFile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return importer.Report{}, fmt.Errorf("no CA in %s: start the server once (vigil-server serve) to create it: %w", dir, err)

@@ -45,7 +45,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("rules %s: %w", cfg.RulesDir, err)
 	}
 	post := posture.NewService(st, idx, time.Now)
-	if _, err := EnsureBundle(ctx, cfg, st, nil, log); err != nil {
+	if _, err := EnsureBundle(ctx, cfg, st, cfg.BundleTrustedKeys, log); err != nil {
 		return err
 	}
 
@@ -86,7 +86,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	agents, err := agentapi.New(agentapi.Config{Store: st, Posture: post, CA: ca, Logger: log,
-		Intervals: intervals(cfg.Scheduler), ServerNames: grpcNames(cfg.GRPCAddr)})
+		Intervals: intervals(cfg.Scheduler), ServerNames: grpcNames(cfg.GRPCAddr), CertTTL: cfg.AgentCertTTL.D()})
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,16 @@ type Config struct {
 	TLSKey  string `yaml:"tls_key"`
 	// RulesDir is the rule corpus the server scores with and scans with.
 	RulesDir string `yaml:"rules_dir"`
+	// CACert and CAKey supply the agent CA; empty means the CA generated
+	// into DataDir/ca on first start.
+	CACert string `yaml:"ca_cert"`
+	CAKey  string `yaml:"ca_key"`
+	// AgentCertTTL is how long an agent's client certificate lasts; agents
+	// renew at about half of it.
+	AgentCertTTL Duration `yaml:"agent_cert_ttl"`
+	// BundleTrustedKeys are extra Ed25519 public key files whose signed
+	// bundles `bundle publish` accepts, besides the server's own key.
+	BundleTrustedKeys []string `yaml:"bundle_trusted_keys"`
 	// ResultsRetention is how long per-scan result rows are kept;
 	// transitions and daily snapshots are kept forever.
 	ResultsRetention Duration  `yaml:"results_retention"`
@@ -123,6 +133,7 @@ func Default() Config {
 		HTTPAddr:         "127.0.0.1:8443",
 		GRPCAddr:         "127.0.0.1:8444",
 		ResultsRetention: Duration(90 * 24 * time.Hour),
+		AgentCertTTL:     h(24),
 		SessionTTL:       h(12),
 		LoginLimit:       5,
 		Scheduler: Scheduler{
@@ -161,6 +172,8 @@ var envVars = []struct {
 	{"VIGIL_SERVER_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"VIGIL_SERVER_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"VIGIL_SERVER_RULES_DIR", func(c *Config, v string) error { c.RulesDir = v; return nil }},
+	{"VIGIL_SERVER_CA_CERT", func(c *Config, v string) error { c.CACert = v; return nil }},
+	{"VIGIL_SERVER_CA_KEY", func(c *Config, v string) error { c.CAKey = v; return nil }},
 	{"VIGIL_SERVER_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"VIGIL_SERVER_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"VIGIL_SERVER_RESULTS_RETENTION", func(c *Config, v string) (err error) {
@@ -202,6 +215,17 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert", "tls_cert and tls_key must be given together")
+	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		bad("ca_cert", "ca_cert and ca_key must be given together")
+	}
+	if c.AgentCertTTL.D() < 10*time.Minute || c.AgentCertTTL.D() > 30*24*time.Hour {
+		bad("agent_cert_ttl", "must be between 10m and 30d, got %s", c.AgentCertTTL)
+	}
+	for i, k := range c.BundleTrustedKeys {
+		if _, err := os.Stat(k); err != nil {
+			bad(fmt.Sprintf("bundle_trusted_keys[%d]", i), "%v", err)
+		}
 	}
 	if c.RulesDir == "" {
 		c.RulesDir = defaultRulesDir()

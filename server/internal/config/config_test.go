@@ -101,3 +101,19 @@ func TestMasked(t *testing.T) {
 		t.Error("original changed or mask not applied")
 	}
 }
+
+func TestCAAndBundleKeySettings(t *testing.T) {
+	c := Default()
+	c.CACert = "/etc/vigil/ca.crt"
+	c.BundleTrustedKeys = []string{filepath.Join(t.TempDir(), "missing.pub")}
+	c.AgentCertTTL = Duration(time.Minute)
+	err := c.Validate()
+	for _, f := range []string{"ca_cert:", "bundle_trusted_keys[0]:", "agent_cert_ttl:"} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("error does not name %s: %v", f, err)
+		}
+	}
+	if Default().AgentCertTTL.D() != 24*time.Hour {
+		t.Error("default agent certificate lifetime is not 24h")
+	}
+}
