@@ -1,9 +1,25 @@
 module github.com/vigilfleet/vigil/agent
 
-go 1.26
+go 1.26.0
 
 require github.com/vigilfleet/vigil/shared v0.0.0
-require github.com/vigilfleet/vigil/engine v0.0.0
+
+require (
+	github.com/vigilfleet/vigil/engine v0.0.0
+	golang.org/x/sync v0.25.0
+	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
+	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+)
 
 replace github.com/vigilfleet/vigil/shared => ../shared
+
 replace github.com/vigilfleet/vigil/engine => ../engine

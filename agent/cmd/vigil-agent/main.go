@@ -1,20 +1,16 @@
-// Command vigil-agent is the Vigil agent daemon. This first version only
-// reports its version; enrolment, assignment pull and result streaming land
-// with the agent issue.
+// Command vigil-agent is the Vigil agent: it enrols with a server, pulls
+// scan assignments over mutual TLS, scans its own host and, as a jump box,
+// nearby hosts over SSH, and streams results back through an on-disk
+// spool; `scan` is the air-gapped offline mode. See internal/cli.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
 
-	"github.com/vigilfleet/vigil/shared/version"
+	"github.com/vigilfleet/vigil/agent/internal/cli"
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
-		fmt.Println("vigil-agent", version.String())
-		return
-	}
-	fmt.Fprintln(os.Stderr, "usage: vigil-agent --version (the daemon arrives with the agent issue)")
-	os.Exit(2)
+	os.Exit(cli.Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
