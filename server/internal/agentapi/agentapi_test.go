@@ -576,6 +576,13 @@ func TestHeartbeatRecordsStateAndTargets(t *testing.T) {
 		got.BundleDigest != b.Digest || got.LastSeenAt.IsZero() {
 		t.Errorf("agent after heartbeat %+v", got)
 	}
+	events, err := h.st.Audit(ctx, store.AuditFilter{Action: "agent.spool_full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Actor != "agent:"+a.name || !strings.Contains(events[0].Detail, "spool at its cap") {
+		t.Errorf("spool_full event in the audit log: %+v", events)
+	}
 	for _, name := range []string{"ssh-a", "ssh-b"} {
 		hh, err := h.st.HostByName(ctx, name)
 		if err != nil {

@@ -2,6 +2,7 @@ package agentapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -13,8 +14,52 @@ import (
 	"github.com/vigilfleet/vigil/shared/agentpb"
 )
 
-// maxTargets bounds the jump-box targets one heartbeat may declare.
-const maxTargets = 1000
+// maxTargets bounds the jump-box targets one heartbeat may declare;
+// maxEvents bounds the events recorded from one heartbeat.
+const (
+	maxTargets = 1000
+	maxEvents  = 20
+)
+
+// eventKinds are the agent events the server records under their own
+// audit action; anything else is recorded as agent.event.
+var eventKinds = map[string]bool{"bundle_refused": true, "spool_full": true, "scan_failed": true}
+
+// recordEvents logs an agent's events and keeps them in the audit log
+// (actor agent:NAME), so that a refused bundle or a full spool stays on
+// record for operators and alerting, not only in a log file.
+func (s *Service) recordEvents(ctx context.Context, caller identity, events []*agentpb.AgentEvent) error {
+	if len(events) > maxEvents {
+		s.log.Warn("agent sent too many events; recording the first ones", "agent", caller.Name, "events", len(events), "kept", maxEvents)
+		events = events[:maxEvents]
+	}
+	for _, e := range events {
+		s.log.Warn("agent event", "agent_id", caller.ID, "agent", caller.Name, "kind", e.GetKind(),
+			"message", e.GetMessage(), "bundle", e.GetBundleDigest(), "at", tsTime(e.GetAt()))
+		action := "agent.event"
+		if eventKinds[e.GetKind()] {
+			action = "agent." + e.GetKind()
+		}
+		detail, err := json.Marshal(map[string]any{"kind": e.GetKind(), "message": truncate(e.GetMessage(), 2000),
+			"bundle_digest": truncate(e.GetBundleDigest(), 100), "at": tsTime(e.GetAt())})
+		if err != nil {
+			return err
+		}
+		_, err = s.cfg.Store.AppendAudit(ctx, store.AuditEntry{At: s.cfg.Now(), Actor: "agent:" + caller.Name, Action: action,
+			Target: fmt.Sprintf("agent/%d", caller.ID), Detail: string(detail), Source: peerAddr(ctx)})
+		if err != nil {
+			return fmt.Errorf("record event of agent %s: %w", caller.Name, err)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 // Heartbeat implements agentpb.AgentServiceServer: it records the agent's
 // state, logs its events, adopts the jump-box targets it declares as
@@ -33,9 +78,8 @@ func (s *Service) Heartbeat(ctx context.Context, req *agentpb.HeartbeatRequest) 
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range req.GetEvents() {
-		s.log.Warn("agent event", "agent_id", caller.ID, "agent", caller.Name, "kind", e.GetKind(),
-			"message", e.GetMessage(), "bundle", e.GetBundleDigest(), "at", tsTime(e.GetAt()))
+	if err := s.recordEvents(ctx, caller, req.GetEvents()); err != nil {
+		return nil, err
 	}
 	if len(req.GetTargets()) > 0 {
 		if err := s.adoptTargets(ctx, caller, req.GetTargets()); err != nil {

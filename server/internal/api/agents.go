@@ -20,9 +20,11 @@ type agentJSON struct {
 	OS         string            `json:"os"`
 	CertSerial string            `json:"cert_serial"`
 	Labels     map[string]string `json:"labels"`
-	Hosts      int               `json:"hosts"` // hosts it scans
+	Hosts      int               `json:"hosts"` // how many hosts it scans
+	HostList   []agentHost       `json:"host_list"`
 	EnrolledAt *time.Time        `json:"enrolled_at"`
 	LastSeenAt *time.Time        `json:"last_seen_at"`
+	LastSeen   *time.Time        `json:"last_seen"` // same as last_seen_at; the name scripts use
 	RevokedAt  *time.Time        `json:"revoked_at"`
 	// Online is computed: seen within three heartbeat intervals. State
 	// folds it with revocation: online, offline or revoked.
@@ -38,7 +40,16 @@ type agentJSON struct {
 // silent before it is shown offline.
 const missedHeartbeats = 3
 
-func (s *Server) toAgentJSON(a store.Agent, hosts int) agentJSON {
+// agentHost names a host an agent scans.
+type agentHost struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+func (s *Server) toAgentJSON(a store.Agent, hosts []agentHost) agentJSON {
+	if hosts == nil {
+		hosts = []agentHost{}
+	}
 	labels := a.Labels
 	if labels == nil {
 		labels = map[string]string{}
@@ -54,19 +65,19 @@ func (s *Server) toAgentJSON(a store.Agent, hosts int) agentJSON {
 	}
 	return agentJSON{
 		ID: a.ID, Name: a.Name, Status: string(a.Status), Version: a.Version, OS: a.OS,
-		CertSerial: a.CertSerial, Labels: labels, Hosts: hosts,
-		EnrolledAt: ts(a.EnrolledAt), LastSeenAt: ts(a.LastSeenAt), RevokedAt: ts(a.RevokedAt),
+		CertSerial: a.CertSerial, Labels: labels, Hosts: len(hosts), HostList: hosts,
+		EnrolledAt: ts(a.EnrolledAt), LastSeenAt: ts(a.LastSeenAt), LastSeen: ts(a.LastSeenAt), RevokedAt: ts(a.RevokedAt),
 		Online: online, State: state, Hostname: a.Hostname,
 		SpoolBatches: a.SpoolBatches, SpoolBytes: a.SpoolBytes, BundleDigest: a.BundleDigest,
 	}
 }
 
-// agentHosts counts the hosts each agent scans.
-func agentHosts(hosts []store.Host) map[int64]int {
-	owned := map[int64]int{}
+// agentHosts lists the hosts each agent scans, by agent id.
+func agentHosts(hosts []store.Host) map[int64][]agentHost {
+	owned := map[int64][]agentHost{}
 	for _, h := range hosts {
 		if h.AgentID != 0 {
-			owned[h.AgentID]++
+			owned[h.AgentID] = append(owned[h.AgentID], agentHost{ID: h.ID, Name: h.Name})
 		}
 	}
 	return owned

@@ -105,6 +105,9 @@ func TestRevokeAgentAndOnlineState(t *testing.T) {
 	if got := state(); !got.Online || got.State != "online" || got.Hosts != 1 || got.SpoolBatches != 2 || got.Hostname != "web1" {
 		t.Errorf("fresh agent %+v, want online with its host", got)
 	}
+	if got := state(); len(got.HostList) != 1 || got.HostList[0].Name != "web1" || got.LastSeen == nil || !got.LastSeen.Equal(*got.LastSeenAt) {
+		t.Errorf("agent host list %+v, last_seen %v", got.HostList, got.LastSeen)
+	}
 	e.clock.Advance(59 * time.Second) // under three 20 s heartbeats
 	if got := state(); got.State != "online" {
 		t.Errorf("after 59 s: state %q, want online", got.State)

@@ -246,19 +246,27 @@ func (s *Store) Scan(ctx context.Context, id int64) (store.Scan, error) {
 	return sc, nil
 }
 
-// Ingest implements store.Store.
+// Ingest implements store.Store. BEGIN travels in the pipeline that reads
+// the host's state and COMMIT with the statement that writes the batch, so
+// a batch costs two round trips to the database (three when a state
+// checkpoint must be rebuilt): on a loaded machine each round trip is a
+// wake-up of both processes, which costs more than the work it carries.
+// Nothing is acknowledged before COMMIT has succeeded.
 func (s *Store) Ingest(ctx context.Context, b store.Batch) (store.IngestStats, error) {
-	var st store.IngestStats
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		st, err = ingest(ctx, tx, b)
-		if err == nil && st.Replayed {
-			return errReplayed // nothing to keep; roll back
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return store.IngestStats{}, fmt.Errorf("ingest scan %d batch %d: %w", b.ScanID, b.Seq, err)
+	}
+	// A connection released inside a transaction (the rollback below
+	// failed) is closed by the pool, which ends that transaction.
+	defer conn.Release()
+	st, err := ingest(ctx, conn.Conn(), b)
+	if err != nil || st.Replayed {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			if _, rbErr := conn.Exec(ctx, `ROLLBACK`); rbErr != nil && err == nil {
+				err = fmt.Errorf("roll back: %w", rbErr)
+			}
 		}
-		return err
-	})
-	if errors.Is(err, errReplayed) {
-		return store.IngestStats{Replayed: true}, nil
 	}
 	if err != nil {
 		return store.IngestStats{}, fmt.Errorf("ingest scan %d batch %d: %w", b.ScanID, b.Seq, err)
@@ -266,17 +274,33 @@ func (s *Store) Ingest(ctx context.Context, b store.Batch) (store.IngestStats, e
 	return st, nil
 }
 
-var errReplayed = errors.New("batch already applied")
+// querier is what the ingest steps need of a connection inside a
+// transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
 
-// ingest applies a batch in two round trips inside the caller's
-// transaction: one pipeline that records the batch, locks the host and
-// reads its state and which evidence bodies are stored already, then one
-// statement that writes everything. Writing through a single statement
-// lets each refs document be parsed as JSON once (instead of once per
-// table) and sends every value once in binary arrays. The batch is
-// flattened before the first round trip, so that evidence is looked up by
-// hash and only unknown bodies travel and get parsed.
-func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, error) {
+// commitTag checks COMMIT's command tag, which reads ROLLBACK (with no
+// error) when the transaction had failed: the batch is then not stored.
+func commitTag(tag pgconn.CommandTag) error {
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: transaction rolled back (%s)", tag)
+	}
+	return nil
+}
+
+// ingest applies a batch on conn in two round trips: one pipeline that
+// opens the transaction, records the batch, locks the host and reads its
+// state and which evidence bodies are stored already, then one that
+// writes everything in a single statement and commits. Writing through a
+// single statement lets each refs document be parsed as JSON once
+// (instead of once per table) and sends every value once in binary
+// arrays. The batch is flattened before the first round trip, so that
+// evidence is looked up by hash and only unknown bodies travel and get
+// parsed. On an error or a replay the transaction is left open for the
+// caller to roll back.
+func ingest(ctx context.Context, conn *pgx.Conn, b store.Batch) (store.IngestStats, error) {
 	var st store.IngestStats
 	// Results without a time take the scan's start, known after the first
 	// round trip: flatten with no fallback now and fill those in below.
@@ -290,6 +314,7 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 	prior := map[string]store.Prior{}
 	stored := make(map[string]bool, len(p.Hashes))
 	var pipe pgx.Batch
+	pipe.Queue(`BEGIN`)
 	pipe.Queue(`SELECT host_id, started_at FROM scans WHERE id = $1`, b.ScanID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&hostID, &started)
 	})
@@ -336,7 +361,7 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 			return err
 		})
 	}
-	err = tx.SendBatch(ctx, &pipe).Close()
+	err = conn.SendBatch(ctx, &pipe).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("scan %d: %w", b.ScanID, store.ErrNotFound)
 	}
@@ -353,26 +378,47 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 	}
 	updates, trans := store.Plan(p.Rows, prior)
 	w := newWrite(p, updates, trans, prior, stored)
-	err = tx.QueryRow(ctx, ingestSQL, hostID, b.ScanID,
-		w.rules, w.statuses, w.sevs, w.reasons, w.refs, w.hashes, w.ats,
-		w.updIdx, w.insIdx, w.trIdx, w.trFrom, w.newHashes, w.bodies).
-		Scan(&st.Results, &st.Transitions, &st.NewEvidence)
-	if err != nil {
-		return st, fmt.Errorf("write results of host %d: %w", hostID, err)
-	}
-	if len(trans) == 0 {
-		return st, nil
-	}
-	first := trans[0].At
-	for _, t := range trans[1:] {
-		if t.At.Before(first) {
+	var first time.Time
+	for i, t := range trans {
+		if i == 0 || t.At.Before(first) {
 			first = t.At
 		}
 	}
-	if err := maintainCheckpoints(ctx, tx, hostID, first, latest); err != nil {
-		return st, fmt.Errorf("checkpoint host %d: %w", hostID, err)
+	// Whether a checkpoint must be dropped or rebuilt is known now; when
+	// none, COMMIT goes with the write.
+	checkpoint := len(trans) > 0 && !checkpointStands(first, latest)
+	var commit pgconn.CommandTag
+	var write pgx.Batch
+	write.Queue(ingestSQL, hostID, b.ScanID,
+		w.rules, w.statuses, w.sevs, w.reasons, w.refs, w.hashes, w.ats, w.cur, w.trFrom,
+		w.newHashes, w.bodies).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&st.Results, &st.Transitions, &st.NewEvidence)
+	})
+	if !checkpoint {
+		write.Queue(`COMMIT`).Exec(func(tag pgconn.CommandTag) error {
+			commit = tag
+			return nil
+		})
 	}
-	return st, nil
+	if err := conn.SendBatch(ctx, &write).Close(); err != nil {
+		return st, fmt.Errorf("write results of host %d: %w", hostID, err)
+	}
+	if checkpoint {
+		if err := maintainCheckpoints(ctx, conn, hostID, first, latest); err != nil {
+			return st, fmt.Errorf("checkpoint host %d: %w", hostID, err)
+		}
+		if commit, err = conn.Exec(ctx, `COMMIT`); err != nil {
+			return st, fmt.Errorf("commit: %w", err)
+		}
+	}
+	return st, commitTag(commit)
+}
+
+// checkpointStands reports whether the host's latest checkpoint (nil when
+// none) survives transitions written from time first on: it predates
+// them all and is already the checkpoint of first's UTC day.
+func checkpointStands(first time.Time, latest *time.Time) bool {
+	return latest != nil && latest.Before(first) && !latest.Before(utcDay(first))
 }
 
 // maintainCheckpoints keeps a host's state checkpoints exact after
@@ -382,9 +428,9 @@ func ingest(ctx context.Context, tx pgx.Tx, b store.Batch) (store.IngestStats, e
 // other batch of the host can write between the read and the insert. In
 // steady operation this costs nothing but the max(day) read: the day's
 // checkpoint is built by the host's first batch with a change that day.
-func maintainCheckpoints(ctx context.Context, tx pgx.Tx, hostID int64, first time.Time, latest *time.Time) error {
+func maintainCheckpoints(ctx context.Context, tx querier, hostID int64, first time.Time, latest *time.Time) error {
 	day := utcDay(first)
-	if latest != nil && latest.Before(first) && !latest.Before(day) {
+	if checkpointStands(first, latest) {
 		return nil // the day's checkpoint exists and predates every change
 	}
 	if latest != nil && !latest.Before(first) {
@@ -407,7 +453,7 @@ func maintainCheckpoints(ctx context.Context, tx pgx.Tx, hostID int64, first tim
 // each rule with at <= T), numbering rules not numbered yet. A number
 // another transaction assigned after this statement's snapshot is missed
 // by both joins; the statement is then run again, seeing it.
-func stateCodes(ctx context.Context, tx pgx.Tx, hostID int64, at time.Time) ([]byte, error) {
+func stateCodes(ctx context.Context, tx querier, hostID int64, at time.Time) ([]byte, error) {
 	for range 3 {
 		rows, err := tx.Query(ctx, `WITH st AS MATERIALIZED (
 				SELECT DISTINCT ON (rule_id) rule_id, `+codeSQL+` AS code
@@ -476,23 +522,25 @@ func setCode(codes []byte, no int, code byte) []byte {
 	return codes
 }
 
-// ingestSQL writes one batch. $3..$9 are the batch's rows (r, numbered
-// from 1 in batch order); $10 picks the rows that update a rule's current
-// state and $11 those that create it (the host's state was read under its
-// row lock, so the split is exact); $12/$13 are the rows that are
-// transitions with their previous status; $14/$15 the evidence bodies not
-// stored yet. A plain UPDATE of existing state rows, unlike an upsert,
-// neither probes the index per row first nor writes a row-lock record per
-// row, and with no indexed column changed it is a HOT update in the free
-// room fillfactor leaves. Transitions are appended only: nothing written
-// before is updated.
+// ingestSQL writes one batch. $3..$11 are the batch's rows (r, numbered
+// from 1 in batch order): their values, then cur, 'u' for a row that
+// updates its rule's current state and 'i' for one that creates it (the
+// host's state was read under its row lock, so the split is exact), and
+// tr_from, the previous status of a row that is a transition (NULL for
+// others). $12/$13 are the evidence bodies not stored yet. A plain UPDATE
+// of existing state rows, unlike an upsert, neither probes the index per
+// row first nor writes a row-lock record per row, and with no indexed
+// column changed it is a HOT update in the free room fillfactor leaves.
+// Every write reads r alone (no join on row numbers, which the planner,
+// blind to array sizes, may nest). Transitions are appended only.
 const ingestSQL = `WITH r AS MATERIALIZED (
-		SELECT u.i, u.rule_id, u.status, u.severity, u.reason, u.refs::jsonb AS refs, u.hash, u.at
-		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-			WITH ORDINALITY AS u(rule_id, status, severity, reason, refs, hash, at, i)),
+		SELECT u.i, u.rule_id, u.status, u.severity, u.reason, u.refs::jsonb AS refs, u.hash, u.at, u.cur, u.tr_from
+		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+			$10::text[], $11::text[])
+			WITH ORDINALITY AS u(rule_id, status, severity, reason, refs, hash, at, cur, tr_from, i)),
 	ev AS (
 		INSERT INTO evidence(hash, body)
-		SELECT e.hash, e.body::jsonb FROM unnest($14::text[], $15::text[]) AS e(hash, body)
+		SELECT e.hash, e.body::jsonb FROM unnest($12::text[], $13::text[]) AS e(hash, body)
 		ON CONFLICT DO NOTHING RETURNING 1),
 	res AS (
 		INSERT INTO scan_results(scan_id, host_id, rule_id, status, severity, reason, refs, evidence_hash, observed_at)
@@ -500,71 +548,83 @@ const ingestSQL = `WITH r AS MATERIALIZED (
 	upd AS (
 		UPDATE current_state c SET status = r.status, severity = r.severity, reason = r.reason, refs = r.refs,
 			evidence_hash = r.hash, scan_id = $2, observed_at = r.at
-		FROM unnest($10::int[]) AS u(i) JOIN r USING (i)
-		WHERE c.host_id = $1 AND c.rule_id = r.rule_id),
+		FROM r WHERE r.cur = 'u' AND c.host_id = $1 AND c.rule_id = r.rule_id),
 	ins AS (
 		INSERT INTO current_state(host_id, rule_id, status, severity, reason, refs, evidence_hash, scan_id, observed_at)
-		SELECT $1, r.rule_id, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
-		FROM unnest($11::int[]) AS u(i) JOIN r USING (i)
+		SELECT $1, rule_id, status, severity, reason, refs, hash, $2, at FROM r WHERE cur = 'i'
 		ON CONFLICT (host_id, rule_id) DO UPDATE SET status = excluded.status, severity = excluded.severity,
 			reason = excluded.reason, refs = excluded.refs, evidence_hash = excluded.evidence_hash,
 			scan_id = excluded.scan_id, observed_at = excluded.observed_at),
 	tr AS (
 		INSERT INTO transitions(host_id, rule_id, from_status, to_status, severity, reason, refs, evidence_hash,
 			scan_id, at)
-		SELECT $1, r.rule_id, u.from_status, r.status, r.severity, r.reason, r.refs, r.hash, $2, r.at
-		FROM unnest($12::int[], $13::text[]) WITH ORDINALITY AS u(i, from_status, n)
-			JOIN r USING (i) ORDER BY u.n RETURNING 1)
+		SELECT $1, rule_id, tr_from, status, severity, reason, refs, hash, $2, at
+		FROM r WHERE tr_from IS NOT NULL ORDER BY i RETURNING 1)
 	SELECT (SELECT count(*) FROM res), (SELECT count(*) FROM tr), (SELECT count(*) FROM ev)`
 
 // write is a planned batch as the parallel arrays ingestSQL takes.
 type write struct {
-	rules, statuses, sevs, reasons, refs []string
-	hashes                               []*string
-	ats                                  []time.Time
-	updIdx, insIdx, trIdx                []int32
-	trFrom                               []string
-	newHashes, bodies                    []string
+	rules, statuses, sevs, reasons, refs, cur []string
+	hashes, trFrom                            []*string
+	ats                                       []time.Time
+	newHashes, bodies                         []string
 }
 
-// newWrite lays a planned batch out as arrays: updates of rules in prior
-// go to updIdx, of new rules to insIdx; only evidence not stored is sent.
+// newWrite lays a planned batch out as arrays, marking the rows that
+// write current state and those that are transitions; only evidence not
+// stored yet is sent.
 func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow,
 	prior map[string]store.Prior, stored map[string]bool) write {
 	n := len(p.Rows)
 	w := write{
 		rules: make([]string, n), statuses: make([]string, n), sevs: make([]string, n), reasons: make([]string, n),
-		refs: make([]string, n), hashes: make([]*string, n), ats: make([]time.Time, n),
+		refs: make([]string, n), cur: make([]string, n), hashes: make([]*string, n), trFrom: make([]*string, n),
+		ats: make([]time.Time, n),
 	}
 	// Plan returns copies of rows: find each one's position by its whole
-	// content (rows equal in every field are interchangeable).
+	// content (rows equal in every field are interchangeable). Transitions
+	// come in batch order, each row at most once, so each takes the first
+	// equal row after the previous transition's: positions then increase
+	// as the log's order (by row number) requires.
 	type key struct {
 		rule, sev, reason, refs, hash string
 		at                            time.Time
 		st                            result.Status
 	}
-	pos := make(map[key]int32, n)
+	pos := make(map[key][]int, n)
 	for i, r := range p.Rows {
 		w.rules[i], w.statuses[i], w.sevs[i], w.reasons[i], w.refs[i] = r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs)
 		if r.EvidenceHash != "" {
 			w.hashes[i] = &p.Rows[i].EvidenceHash
 		}
 		w.ats[i] = r.At
-		pos[key{r.RuleID, r.Severity, r.Reason, w.refs[i], r.EvidenceHash, r.At, r.Status}] = int32(i + 1) // ORDINALITY counts from 1
+		kk := key{r.RuleID, r.Severity, r.Reason, w.refs[i], r.EvidenceHash, r.At, r.Status}
+		pos[kk] = append(pos[kk], i)
 	}
 	k := func(r store.Row) key {
 		return key{r.RuleID, r.Severity, r.Reason, string(r.Refs), r.EvidenceHash, r.At, r.Status}
 	}
 	for _, u := range updates {
+		at := pos[k(u)]
+		i := at[len(at)-1]
 		if _, ok := prior[u.RuleID]; ok {
-			w.updIdx = append(w.updIdx, pos[k(u)])
+			w.cur[i] = "u"
 		} else {
-			w.insIdx = append(w.insIdx, pos[k(u)])
+			w.cur[i] = "i"
 		}
 	}
+	next := make(map[key]int, len(trans)) // first candidate in pos[key]
+	last := -1
 	for _, t := range trans {
-		w.trIdx = append(w.trIdx, pos[k(t.Row)])
-		w.trFrom = append(w.trFrom, string(t.From))
+		kk := k(t.Row)
+		at, c := pos[kk], next[kk]
+		for c < len(at)-1 && at[c] <= last {
+			c++
+		}
+		next[kk] = c + 1
+		last = at[c]
+		from := string(t.From)
+		w.trFrom[last] = &from
 	}
 	for _, h := range p.Hashes {
 		if !stored[h] {
