@@ -266,7 +266,7 @@ func TestEndToEndWithServer(t *testing.T) {
 	if err != nil || len(pub) != 1 {
 		t.Fatalf("bundle signing public key in %s: %v %v", data, pub, err)
 	}
-	cfg := fmt.Sprintf("state_dir: %s\ntrusted_bundle_keys: [%s]\nheartbeat_interval: 1s\ntargets:\n", stateDir, pub[0])
+	cfg := fmt.Sprintf("state_dir: %s\ntrusted_bundle_keys: [%s]\nheartbeat_interval: 1s\nlog_format: text\ntargets:\n", stateDir, pub[0])
 	for _, h := range []*testtarget.Host{targets[0], targets[1]} {
 		cfg += fmt.Sprintf("  - {name: %s, address: %s, port: %d, user: root, identity_file: %s, known_hosts_file: %s}\n",
 			h.Hostname(), h.IP(), h.Port(), h.RootKeyFile(), h.KnownHostsFile())

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vigilfleet/vigil/agent/internal/bundlecache"
 	"github.com/vigilfleet/vigil/agent/internal/config"
@@ -30,11 +33,16 @@ const usage = `usage: vigil-agent COMMAND [flags]
 
 commands:
   enroll        join a server: --server HOST:PORT --token T --ca-pin sha256:... [--state-dir DIR]
-  run           run the agent daemon [--config FILE] [--state-dir DIR]
-  status        show the agent's identity, certificate, spool and bundle [--state-dir DIR]
+  run           run the agent daemon [--config FILE] [--state-dir DIR] [--health-addr ADDR]
+  status        show the agent's connection, certificate, last assignment, spool and bundle [--state-dir DIR] [--json]
   scan          offline scan: --bundle FILE --out RESULTS [--trusted-key PUB] [--state-dir DIR]
   check-config  validate and print the effective configuration [--config FILE]
   --version     print the version
+
+Every command reads its configuration from the built-in defaults, then the
+file, then VIGIL_AGENT_* environment variables, then flags; a later source
+wins. Common flags: --config --state-dir --server --log-level --log-format
+--health-addr.
 `
 
 // Run executes the command line and returns the exit status.
@@ -81,6 +89,8 @@ type common struct {
 	stateDir   string
 	server     string
 	logLevel   string
+	logFormat  string
+	healthAddr string
 }
 
 func newFlags(name string, stderr io.Writer, c *common) *flag.FlagSet {
@@ -90,6 +100,8 @@ func newFlags(name string, stderr io.Writer, c *common) *flag.FlagSet {
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory")
 	fs.StringVar(&c.server, "server", "", "server gRPC address HOST:PORT")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "", "auto (text on a terminal, JSON otherwise), text or json")
+	fs.StringVar(&c.healthAddr, "health-addr", "", "serve /healthz, /readyz, /metrics on a loopback HOST:PORT or unix:/path")
 	return fs
 }
 
@@ -107,15 +119,35 @@ func load(fs *flag.FlagSet, c *common, getenv func(string) string) (*config.Conf
 			cfg.Server = c.server
 		case "log-level":
 			cfg.LogLevel = c.logLevel
+		case "log-format":
+			cfg.LogFormat = c.logFormat
+		case "health-addr":
+			cfg.HealthAddr = c.healthAddr
 		}
 	})
 	return cfg, nil
 }
 
-func logger(w io.Writer, level string) *slog.Logger {
+// Logger builds the daemon's logger: text when format is "text", or
+// "auto" and w is a terminal; JSON otherwise (under systemd, journald or
+// a log shipper reads structured lines).
+func Logger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func cmdEnroll(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -161,6 +193,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	var c common
 	fs := newFlags("run", stderr, &c)
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "how long a running scan may finish after SIGTERM")
+	flushTO := fs.Duration("shutdown-flush-timeout", 10*time.Second, "how long the last spool flush after SIGTERM may take")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -173,7 +206,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: logger(stderr, cfg.LogLevel), ShutdownGrace: *grace})
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: Logger(stderr, cfg.LogLevel, cfg.LogFormat),
+		ShutdownGrace: *grace, FlushTimeout: *flushTO})
 	if err != nil {
 		return err
 	}
@@ -183,6 +217,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, getenv func(st
 func cmdStatus(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var c common
 	fs := newFlags("status", stderr, &c)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -190,46 +225,128 @@ func cmdStatus(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	return PrintStatus(stdout, cfg.StateDir, time.Now())
+	st, err := ReadStatus(cfg.StateDir, time.Now())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	st.Print(stdout)
+	return nil
 }
 
-// PrintStatus reports the agent's state from its state directory; it works
-// whether or not the daemon runs.
-func PrintStatus(w io.Writer, stateDir string, now time.Time) error {
+// Status is what `vigil-agent status` reports, read from the state
+// directory; it works whether or not the daemon runs. The daemon's fields
+// are as of its last write (UpdatedAt).
+type Status struct {
+	Agent       string            `json:"agent"`
+	AgentID     int64             `json:"agent_id"`
+	Server      string            `json:"server"`
+	Certificate CertificateStatus `json:"certificate"`
+	// DaemonHasRun is false until a daemon first wrote its status.
+	DaemonHasRun   bool                  `json:"daemon_has_run"`
+	Connected      bool                  `json:"connected"`
+	UpdatedAt      *time.Time            `json:"updated_at,omitempty"`
+	LastContact    *time.Time            `json:"last_contact,omitempty"`
+	LastError      string                `json:"last_error,omitempty"`
+	LastAssignment *state.LastAssignment `json:"last_assignment"`
+	Spool          SpoolStatus           `json:"spool"`
+	Bundle         BundleStatus          `json:"bundle"`
+}
+
+// CertificateStatus is the agent certificate's expiry.
+type CertificateStatus struct {
+	NotAfter *time.Time `json:"not_after,omitempty"`
+	Expired  bool       `json:"expired"`
+	Error    string     `json:"error,omitempty"`
+	left     time.Duration
+}
+
+// SpoolStatus is the spool's depth.
+type SpoolStatus struct {
+	Batches int64  `json:"batches"`
+	Bytes   int64  `json:"bytes"`
+	Error   string `json:"error,omitempty"`
+}
+
+// BundleStatus is the accepted rule bundle; empty before the first.
+type BundleStatus struct {
+	Version string `json:"version,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+// ReadStatus gathers the status from stateDir.
+func ReadStatus(stateDir string, now time.Time) (*Status, error) {
 	dir := &state.Dir{Path: stateDir}
 	id, err := dir.Identity()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(w, "agent:        %s (id %d)\n", id.AgentName, id.AgentID)
-	fmt.Fprintf(w, "server:       %s\n", id.Server)
+	out := &Status{Agent: id.AgentName, AgentID: id.AgentID, Server: id.Server}
 	if cert, err := dir.Certificate(); err != nil {
-		fmt.Fprintf(w, "certificate:  unreadable: %v\n", err)
+		out.Certificate.Error = err.Error()
 	} else {
-		left := cert.NotAfter.Sub(now).Round(time.Minute)
-		note := "valid for " + left.String()
-		if left <= 0 {
-			note = "EXPIRED"
-		}
-		fmt.Fprintf(w, "certificate:  expires %s (%s)\n", cert.NotAfter.UTC().Format(time.RFC3339), note)
+		na := cert.NotAfter.UTC()
+		out.Certificate.NotAfter = &na
+		out.Certificate.left = cert.NotAfter.Sub(now).Round(time.Minute)
+		out.Certificate.Expired = !now.Before(cert.NotAfter)
 	}
 	st, err := dir.Status()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if st.UpdatedAt.IsZero() {
+	if !st.UpdatedAt.IsZero() {
+		out.DaemonHasRun, out.Connected, out.LastError = true, st.Connected, st.LastError
+		out.UpdatedAt = &st.UpdatedAt
+		if !st.LastContact.IsZero() {
+			out.LastContact = &st.LastContact
+		}
+	}
+	out.LastAssignment = st.LastAssignment
+	if sp, err := spool.Open(dir.File(state.SpoolDir), 1<<62); err == nil {
+		out.Spool.Batches, out.Spool.Bytes = sp.Stats()
+	} else {
+		out.Spool.Error = err.Error()
+	}
+	if cache, err := bundlecache.Open(dir.File(state.BundlesDir), nil, nil); err == nil {
+		if acc, err := cache.Accepted(); err == nil {
+			out.Bundle = BundleStatus{Version: acc.Version, Digest: acc.Digest}
+		}
+	}
+	return out, nil
+}
+
+// Print writes the status for a person.
+func (s *Status) Print(w io.Writer) {
+	fmt.Fprintf(w, "agent:        %s (id %d)\n", s.Agent, s.AgentID)
+	fmt.Fprintf(w, "server:       %s\n", s.Server)
+	switch c := s.Certificate; {
+	case c.Error != "":
+		fmt.Fprintf(w, "certificate:  unreadable: %s\n", c.Error)
+	case c.Expired:
+		fmt.Fprintf(w, "certificate:  expires %s (EXPIRED)\n", c.NotAfter.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "certificate:  expires %s (valid for %s)\n", c.NotAfter.Format(time.RFC3339), c.left)
+	}
+	if !s.DaemonHasRun {
 		fmt.Fprintln(w, "daemon:       has not run")
 	} else {
 		conn := "disconnected"
-		if st.Connected {
+		if s.Connected {
 			conn = "connected"
 		}
-		fmt.Fprintf(w, "daemon:       %s (as of %s)\n", conn, st.UpdatedAt.Format(time.RFC3339))
-		if st.LastError != "" {
-			fmt.Fprintf(w, "last error:   %s\n", st.LastError)
+		fmt.Fprintf(w, "daemon:       %s (as of %s)\n", conn, s.UpdatedAt.Format(time.RFC3339))
+		if s.LastContact != nil {
+			fmt.Fprintf(w, "last contact: %s\n", s.LastContact.Format(time.RFC3339))
+		}
+		if s.LastError != "" {
+			fmt.Fprintf(w, "last error:   %s\n", s.LastError)
 		}
 	}
-	if a := st.LastAssignment; a != nil {
+	if a := s.LastAssignment; a != nil {
 		fmt.Fprintf(w, "last scan:    %d on %s at %s: %s", a.ScanID, a.Target, a.Received.Format(time.RFC3339), a.Status)
 		if a.Message != "" {
 			fmt.Fprintf(w, " (%s)", a.Message)
@@ -238,18 +355,16 @@ func PrintStatus(w io.Writer, stateDir string, now time.Time) error {
 	} else {
 		fmt.Fprintln(w, "last scan:    none")
 	}
-	if sp, err := spool.Open(dir.File(state.SpoolDir), 1<<62); err == nil {
-		n, b := sp.Stats()
-		fmt.Fprintf(w, "spool:        %d batches, %d bytes\n", n, b)
+	if s.Spool.Error != "" {
+		fmt.Fprintf(w, "spool:        unreadable: %s\n", s.Spool.Error)
+	} else {
+		fmt.Fprintf(w, "spool:        %d batches, %d bytes\n", s.Spool.Batches, s.Spool.Bytes)
 	}
-	if cache, err := bundlecache.Open(dir.File(state.BundlesDir), nil, nil); err == nil {
-		if acc, err := cache.Accepted(); err == nil && acc.Version != "" {
-			fmt.Fprintf(w, "bundle:       %s (%s)\n", acc.Version, acc.Digest)
-		} else {
-			fmt.Fprintln(w, "bundle:       none accepted yet")
-		}
+	if s.Bundle.Version != "" {
+		fmt.Fprintf(w, "bundle:       %s (%s)\n", s.Bundle.Version, s.Bundle.Digest)
+	} else {
+		fmt.Fprintln(w, "bundle:       none accepted yet")
 	}
-	return nil
 }
 
 // multi is a repeatable string flag.

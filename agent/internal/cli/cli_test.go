@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +93,92 @@ func TestEnrollWrongPinExit(t *testing.T) {
 		"--ca-pin", "sha256:"+strings.Repeat("0", 64), "--state-dir", stateDir)
 	if code != 1 || !strings.Contains(errs, "does not chain to the pinned CA") {
 		t.Errorf("wrong pin: %d %q", code, errs)
+	}
+}
+
+// TestConfigOrder: defaults, then the file, then VIGIL_AGENT_*, then
+// flags; each later source wins only for what it sets.
+func TestConfigOrder(t *testing.T) {
+	dir := t.TempDir()
+	_, _, pub := bundletest.Keys(t)
+	p := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(p, []byte("server: file:1\nstate_dir: "+dir+"\ntrusted_bundle_keys: ["+pub+"]\nlog_level: debug\n"+
+		"max_parallel_targets: 2\nhealth_addr: 127.0.0.1:9102\nlog_format: text\n"), 0o600)
+	env := map[string]string{"VIGIL_AGENT_SERVER": "env:1", "VIGIL_AGENT_MAX_PARALLEL_TARGETS": "3",
+		"VIGIL_AGENT_LOG_FORMAT": "json"}
+	code, out, errs := run(t, env, "check-config", "--config", p, "--server", "flag:1", "--health-addr", "unix:/run/h.sock")
+	if code != 0 {
+		t.Fatalf("check-config: %d %s", code, errs)
+	}
+	for _, want := range []string{
+		"server: flag:1",                // flag over env over file
+		"max_parallel_targets: 3",       // env over file
+		"log_format: json",              // env over file
+		"health_addr: unix:/run/h.sock", // flag over file
+		"log_level: debug",              // file over default
+		"spool_max_bytes: 268435456",    // default
+		"heartbeat_interval: 30s",       // default
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective config lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestHealthAddrMustBeLocal(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"check-config", "--state-dir", dir, "--health-addr", "0.0.0.0:9102"},
+		{"run", "--state-dir", dir, "--health-addr", "192.0.2.1:9102"},
+	} {
+		code, _, errs := run(t, nil, args...)
+		if code != 1 || !strings.Contains(errs, "health_addr") || !strings.Contains(errs, "not a loopback address") {
+			t.Errorf("%v: %d %q", args, code, errs)
+		}
+	}
+	code, _, errs := run(t, map[string]string{"VIGIL_AGENT_HEALTH_ADDR": "10.0.0.1:9102"}, "check-config", "--state-dir", dir)
+	if code != 1 || !strings.Contains(errs, "health_addr") {
+		t.Errorf("from the environment: %d %q", code, errs)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	srv := servertest.Start(t)
+	stateDir := filepath.Join(t.TempDir(), "state")
+	if code, _, errs := run(t, nil, "enroll", "--server", srv.Addr, "--token", srv.Token, "--ca-pin", srv.CA.Pin(),
+		"--state-dir", stateDir, "--hostname", "db-2"); code != 0 {
+		t.Fatalf("enroll: %s", errs)
+	}
+	code, out, errs := run(t, nil, "status", "--state-dir", stateDir, "--json")
+	if code != 0 {
+		t.Fatalf("status --json: %d %s", code, errs)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if st.Agent != "db-2" || st.AgentID != 1 || st.Server != srv.Addr || st.Certificate.NotAfter == nil ||
+		st.Certificate.Expired || st.DaemonHasRun || st.Connected || st.LastAssignment != nil ||
+		st.Spool.Batches != 0 || st.Bundle.Version != "" {
+		t.Errorf("status --json:\n%s", out)
+	}
+	for _, key := range []string{`"connected"`, `"last_assignment"`, `"spool"`, `"bundle"`, `"not_after"`} {
+		if !strings.Contains(out, key) {
+			t.Errorf("status --json lacks %s:\n%s", key, out)
+		}
+	}
+}
+
+func TestLoggerFormat(t *testing.T) {
+	var buf bytes.Buffer
+	Logger(&buf, "info", "auto").Info("hello", "scan_id", 7)
+	if !strings.HasPrefix(buf.String(), `{"time":`) || !strings.Contains(buf.String(), `"scan_id":7`) {
+		t.Errorf("auto on a non-terminal should be JSON: %q", buf.String())
+	}
+	buf.Reset()
+	Logger(&buf, "warn", "text").Info("dropped")
+	Logger(&buf, "info", "text").Info("hello", "scan_id", 7)
+	if got := buf.String(); strings.Contains(got, "dropped") || !strings.Contains(got, "msg=hello scan_id=7") {
+		t.Errorf("text logger: %q", got)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +45,12 @@ type Config struct {
 	SpoolMaxBytes      int64         `yaml:"spool_max_bytes"`
 	HeartbeatInterval  time.Duration `yaml:"heartbeat_interval"`
 	LogLevel           string        `yaml:"log_level"`
+	// LogFormat is auto (text on a terminal, JSON otherwise), text or json.
+	LogFormat string `yaml:"log_format"`
+	// HealthAddr, when set, serves /healthz, /readyz and /metrics on a
+	// loopback address (HOST:PORT) or a unix socket (unix:/path or /path);
+	// the endpoints are unauthenticated, so nothing else is accepted.
+	HealthAddr string `yaml:"health_addr"`
 }
 
 // Default returns the built-in defaults.
@@ -53,6 +61,7 @@ func Default() *Config {
 		SpoolMaxBytes:      256 << 20,
 		HeartbeatInterval:  30 * time.Second,
 		LogLevel:           "info",
+		LogFormat:          "auto",
 	}
 }
 
@@ -60,7 +69,8 @@ func Default() *Config {
 // than a silently ignored setting.
 var (
 	topKeys = map[string]bool{"server": true, "state_dir": true, "trusted_bundle_keys": true, "targets": true,
-		"max_parallel_targets": true, "spool_max_bytes": true, "heartbeat_interval": true, "log_level": true}
+		"max_parallel_targets": true, "spool_max_bytes": true, "heartbeat_interval": true, "log_level": true,
+		"log_format": true, "health_addr": true}
 	targetKeys = map[string]bool{"name": true, "address": true, "port": true, "user": true, "identity_file": true,
 		"password_file": true, "known_hosts_file": true, "sudo": true}
 )
@@ -136,6 +146,10 @@ func decodeKey(c *Config, key string, v *yaml.Node) error {
 		return v.Decode(&c.SpoolMaxBytes)
 	case "log_level":
 		return v.Decode(&c.LogLevel)
+	case "log_format":
+		return v.Decode(&c.LogFormat)
+	case "health_addr":
+		return v.Decode(&c.HealthAddr)
 	}
 	return fmt.Errorf("unknown key %q", key)
 }
@@ -145,7 +159,7 @@ const EnvPrefix = "VIGIL_AGENT_"
 
 // LoadEnv applies VIGIL_AGENT_SERVER, _STATE_DIR, _TRUSTED_BUNDLE_KEYS
 // (comma-separated), _MAX_PARALLEL_TARGETS, _SPOOL_MAX_BYTES,
-// _HEARTBEAT_INTERVAL and _LOG_LEVEL from getenv.
+// _HEARTBEAT_INTERVAL, _LOG_LEVEL, _LOG_FORMAT and _HEALTH_ADDR from getenv.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	var errs []error
 	if v := getenv(EnvPrefix + "SERVER"); v != "" {
@@ -159,6 +173,12 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	}
 	if v := getenv(EnvPrefix + "LOG_LEVEL"); v != "" {
 		c.LogLevel = v
+	}
+	if v := getenv(EnvPrefix + "LOG_FORMAT"); v != "" {
+		c.LogFormat = v
+	}
+	if v := getenv(EnvPrefix + "HEALTH_ADDR"); v != "" {
+		c.HealthAddr = v
 	}
 	if v := getenv(EnvPrefix + "MAX_PARALLEL_TARGETS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -249,6 +269,16 @@ func (c *Config) Validate(requireServer bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel))
 	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format %q: must be auto, text or json", c.LogFormat))
+	}
+	if c.HealthAddr != "" {
+		if _, _, err := ParseHealthAddr(c.HealthAddr); err != nil {
+			errs = append(errs, fmt.Errorf("health_addr: %w", err))
+		}
+	}
 	for _, k := range c.TrustedBundleKeys {
 		errs = append(errs, readable("trusted_bundle_keys", k))
 	}
@@ -288,6 +318,38 @@ func (c *Config) Validate(requireServer bool) error {
 	return errors.Join(errs...)
 }
 
+// ParseHealthAddr splits a health_addr into a network and address for
+// net.Listen. The health endpoints answer without authentication, so only
+// a unix socket (unix:/path or an absolute path) or a loopback TCP address
+// (127.0.0.0/8, ::1 or localhost, with a port) is accepted.
+func ParseHealthAddr(addr string) (network, address string, err error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok || filepath.IsAbs(addr) {
+		if !ok {
+			p = addr
+		}
+		if !filepath.IsAbs(p) {
+			return "", "", fmt.Errorf("%q: a unix socket path must be absolute", addr)
+		}
+		return "unix", p, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("%q: want a loopback HOST:PORT or unix:/path: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", "", fmt.Errorf("%q: port %q is not a number 0..65535", addr, port)
+	}
+	if host == "localhost" {
+		return "tcp", addr, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", "", fmt.Errorf("%q is not a loopback address: the health endpoints are unauthenticated, "+
+			"so only 127.0.0.0/8, ::1, localhost or a unix socket are allowed", addr)
+	}
+	return "tcp", addr, nil
+}
+
 // readable reports a file that cannot be opened for reading.
 func readable(what, path string) error {
 	f, err := os.Open(path)
@@ -299,13 +361,17 @@ func readable(what, path string) error {
 }
 
 // String renders the effective configuration as YAML with sorted keys.
-// The configuration holds no inline secrets (credentials are file paths
-// whose contents are never read here), so nothing needs masking.
+// The configuration holds no inline secrets by design (credentials are
+// file paths whose contents are never read here, and a key such as
+// "password" is rejected as unknown); MaskSecrets still blanks any value
+// whose key looks secret, so a future field cannot leak through
+// check-config.
 func (c *Config) String() string {
 	m := map[string]any{}
 	b, _ := yaml.Marshal(c)
 	_ = yaml.Unmarshal(b, &m)
 	m["heartbeat_interval"] = c.HeartbeatInterval.String()
+	MaskSecrets(m)
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -322,4 +388,45 @@ func (c *Config) String() string {
 	enc.SetIndent(2)
 	_ = enc.Encode(node)
 	return buf.String()
+}
+
+// Masked replaces a secret value in check-config output.
+const Masked = "********"
+
+// MaskSecrets replaces, recursively, the values of keys that look like
+// secrets (password, secret, token, private key) with Masked. Keys naming
+// a file or directory (…_file, …_files, …_dir, …_keys) hold paths, not
+// secrets, and are kept.
+func MaskSecrets(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if secretKey(k) {
+				if val != nil && val != "" {
+					t[k] = Masked
+				}
+				continue
+			}
+			MaskSecrets(val)
+		}
+	case []any:
+		for _, e := range t {
+			MaskSecrets(e)
+		}
+	}
+}
+
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"_file", "_files", "_dir", "_keys"} {
+		if strings.HasSuffix(k, s) {
+			return false
+		}
+	}
+	for _, s := range []string{"password", "passwd", "secret", "token", "private", "credential", "api_key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -123,3 +123,85 @@ func TestValidateFiles(t *testing.T) {
 		t.Errorf("bad env: %v", err)
 	}
 }
+
+func TestHealthAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr, network, address string
+	}{
+		{"127.0.0.1:9102", "tcp", "127.0.0.1:9102"},
+		{"127.0.0.53:0", "tcp", "127.0.0.53:0"},
+		{"[::1]:9102", "tcp", "[::1]:9102"},
+		{"localhost:9102", "tcp", "localhost:9102"},
+		{"unix:/run/vigil-agent/health.sock", "unix", "/run/vigil-agent/health.sock"},
+		{"/run/vigil-agent/health.sock", "unix", "/run/vigil-agent/health.sock"},
+	} {
+		n, a, err := ParseHealthAddr(tc.addr)
+		if err != nil || n != tc.network || a != tc.address {
+			t.Errorf("ParseHealthAddr(%q) = %q %q %v, want %q %q", tc.addr, n, a, err, tc.network, tc.address)
+		}
+	}
+	for _, bad := range []string{"0.0.0.0:9102", ":9102", "10.1.2.3:9102", "[::]:9102", "example.com:9102",
+		"127.0.0.1", "127.0.0.1:http", "unix:relative.sock"} {
+		if _, _, err := ParseHealthAddr(bad); err == nil {
+			t.Errorf("ParseHealthAddr(%q) accepted", bad)
+		}
+		c := Default()
+		c.HealthAddr = bad
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "health_addr") {
+			t.Errorf("Validate with health_addr %q: %v, want an error naming health_addr", bad, err)
+		}
+	}
+	c := Default()
+	c.HealthAddr = "0.0.0.0:9102"
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("all-interfaces address: %v", err)
+	}
+}
+
+func TestLogFormatAndEnv(t *testing.T) {
+	env := map[string]string{"VIGIL_AGENT_LOG_FORMAT": "json", "VIGIL_AGENT_HEALTH_ADDR": "unix:/run/h.sock"}
+	c := Default()
+	if c.LogFormat != "auto" {
+		t.Errorf("default log_format %q", c.LogFormat)
+	}
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.LogFormat != "json" || c.HealthAddr != "unix:/run/h.sock" {
+		t.Errorf("env not applied: %q %q", c.LogFormat, c.HealthAddr)
+	}
+	c.LogFormat = "xml"
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), `log_format "xml"`) {
+		t.Errorf("bad log_format: %v", err)
+	}
+}
+
+func TestNoInlineSecretsAndMasking(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "agent.yaml", "targets:\n  - name: web1\n    password: hunter2\n")
+	if err := Default().LoadFile(p); err == nil || !strings.Contains(err.Error(), `unknown key "password" in a target`) {
+		t.Errorf("inline password accepted: %v", err)
+	}
+	p = write(t, dir, "agent2.yaml", "token: vjt_secret\n")
+	if err := Default().LoadFile(p); err == nil || !strings.Contains(err.Error(), `unknown key "token"`) {
+		t.Errorf("inline token accepted: %v", err)
+	}
+	m := map[string]any{
+		"password_file": "/etc/vigil/pw", "api_token": "abc", "targets": []any{
+			map[string]any{"password": "hunter2", "identity_file": "/k", "client_secret": ""},
+		}, "trusted_bundle_keys": []any{"/k.pub"}, "private_key": "-----BEGIN",
+	}
+	MaskSecrets(m)
+	tg := m["targets"].([]any)[0].(map[string]any)
+	if m["password_file"] != "/etc/vigil/pw" || tg["identity_file"] != "/k" || m["trusted_bundle_keys"].([]any)[0] != "/k.pub" {
+		t.Errorf("paths masked: %v", m)
+	}
+	if m["api_token"] != Masked || tg["password"] != Masked || m["private_key"] != Masked || tg["client_secret"] != "" {
+		t.Errorf("secrets not masked: %v", m)
+	}
+	c := Default()
+	c.Targets = []Target{{Name: "w", PasswordFile: "/etc/vigil/pw"}}
+	if out := c.String(); !strings.Contains(out, "password_file: /etc/vigil/pw") || strings.Contains(out, Masked) {
+		t.Errorf("String() of a config without secrets:\n%s", out)
+	}
+}

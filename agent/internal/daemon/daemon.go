@@ -3,6 +3,15 @@
 // WatchAssignments and scanned (locally or over SSH as a jump box) a
 // bounded number at once, results spooled to disk and streamed with
 // per-batch acknowledgements, and certificate renewal at half-life.
+// With health_addr set it also serves /healthz, /readyz and /metrics.
+//
+// Shutdown (the context passed to Run is cancelled, as on SIGTERM) is
+// graceful: the assignment stream is closed at once so no new work is
+// taken, running scans may finish for ShutdownGrace (then they are
+// abandoned and a failed end is spooled), the connection stays up
+// meanwhile so their results are sent, the spool is flushed once more
+// (bounded by FlushTimeout) and only then are the streams closed.
+// Whatever was not acknowledged stays in the spool for the next start.
 package daemon
 
 import (
@@ -15,6 +24,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +38,8 @@ import (
 
 	"github.com/vigilfleet/vigil/agent/internal/bundlecache"
 	"github.com/vigilfleet/vigil/agent/internal/config"
+	"github.com/vigilfleet/vigil/agent/internal/health"
+	"github.com/vigilfleet/vigil/agent/internal/metrics"
 	"github.com/vigilfleet/vigil/agent/internal/scan"
 	"github.com/vigilfleet/vigil/agent/internal/spool"
 	"github.com/vigilfleet/vigil/agent/internal/state"
@@ -54,6 +66,9 @@ const (
 	renewRetryFloor = 30 * time.Second
 )
 
+// errDrained ends a connection once shutdown has flushed the spool.
+var errDrained = errors.New("shut down")
+
 // Options configure a daemon.
 type Options struct {
 	Config *config.Config
@@ -61,6 +76,9 @@ type Options struct {
 	// ShutdownGrace is how long a running scan may finish after the
 	// daemon is told to stop before it is abandoned. Default 30 s.
 	ShutdownGrace time.Duration
+	// FlushTimeout bounds the last flush of the spool at shutdown (best
+	// effort: what is not acknowledged in time stays spooled). Default 10 s.
+	FlushTimeout time.Duration
 	// BackoffBase is the first reconnect delay's upper bound. Default 1 s.
 	BackoffBase time.Duration
 	// Hostname is the name sent in heartbeats; default the one enrolled
@@ -78,7 +96,9 @@ type Daemon struct {
 	cache   *bundlecache.Cache
 	corpora scan.Corpora
 	grace   time.Duration
+	flushTO time.Duration
 	base    time.Duration
+	metrics *metrics.Metrics
 	host    string
 	osName  string
 	caps    []string
@@ -93,6 +113,13 @@ type Daemon struct {
 	status  state.Status
 	renewCh chan struct{}
 	wake    chan struct{}
+	// lastContact is the last successful heartbeat and interval the
+	// heartbeat period then in force: readiness needs contact within two.
+	lastContact time.Time
+	interval    time.Duration
+	// stopping is set at shutdown, under mu, before waiting for scans,
+	// so no scan is added to the wait group after the wait began.
+	stopping bool
 }
 
 // New loads the agent's state and prepares a daemon.
@@ -105,6 +132,9 @@ func New(o Options) (*Daemon, error) {
 	}
 	if o.BackoffBase == 0 {
 		o.BackoffBase = time.Second
+	}
+	if o.FlushTimeout == 0 {
+		o.FlushTimeout = 10 * time.Second
 	}
 	dir, err := state.Open(o.Config.StateDir)
 	if err != nil {
@@ -130,8 +160,9 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: o.Config, log: o.Logger, dir: dir, id: id, spool: sp, cache: cache,
-		grace: o.ShutdownGrace, base: o.BackoffBase, host: o.Hostname,
-		renewCh: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+		grace: o.ShutdownGrace, flushTO: o.FlushTimeout, base: o.BackoffBase, host: o.Hostname,
+		renewCh: make(chan struct{}, 1), wake: make(chan struct{}, 1), interval: o.Config.HeartbeatInterval}
+	d.metrics = metrics.New(sp.Stats)
 	if d.host == "" {
 		d.host = id.Hostname
 	}
@@ -161,6 +192,7 @@ func (d *Daemon) loadCert() error {
 	d.certMu.Lock()
 	d.cert, d.leaf = &c, leaf
 	d.certMu.Unlock()
+	d.metrics.CertExpiry.Set(float64(leaf.NotAfter.Unix()))
 	return nil
 }
 
@@ -170,19 +202,36 @@ func (d *Daemon) currentLeaf() *x509.Certificate {
 	return d.leaf
 }
 
-// Run works until ctx is cancelled (SIGTERM): it then stops taking
-// assignments, lets running scans finish for the grace period (abandoning
-// them after it, spooling a failed end), and returns.
+// Run works until ctx is cancelled (SIGTERM), then shuts down gracefully
+// (see the package comment) and returns. It returns an error only when
+// the health endpoint cannot be opened.
 func (d *Daemon) Run(ctx context.Context) error {
+	stopHealth, err := d.serveHealth(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
 	d.detectLocal()
 	scanCtx, cancelScans := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelScans()
 	var scans sync.WaitGroup
 	sem := make(chan struct{}, d.cfg.MaxParallelTargets)
+	scansDone := make(chan struct{})
+	go func() {
+		defer close(scansDone)
+		<-ctx.Done()
+		d.drainScans(&scans, cancelScans)
+	}()
 
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		connected, err := d.connect(ctx, scanCtx, &scans, sem)
-		if ctx.Err() != nil {
+		if attempt > 0 {
+			d.metrics.Reconnects.Inc()
+		}
+		connected, err := d.connect(ctx, scanCtx, scansDone, &scans, sem)
+		d.metrics.Connected.Set(0)
+		if errors.Is(err, errDrained) || ctx.Err() != nil {
+			// Lost during shutdown: what was not acknowledged stays in
+			// the spool for the next start.
 			break
 		}
 		if connected {
@@ -196,6 +245,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+	<-scansDone
+	n, b := d.spool.Stats()
+	d.log.Info("stopped", "spooled_batches", n, "spooled_bytes", b)
+	d.setStatus(func(s *state.Status) { s.Connected = false })
+	return nil
+}
+
+// drainScans stops new scans and waits for running ones, abandoning them
+// (their failed ends are spooled) after the grace period.
+func (d *Daemon) drainScans(scans *sync.WaitGroup, cancelScans context.CancelFunc) {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { scans.Wait(); close(done) }()
 	select {
@@ -205,8 +267,69 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancelScans()
 		<-done
 	}
-	d.setStatus(func(s *state.Status) { s.Connected = false })
-	return nil
+}
+
+// serveHealth starts the health endpoints when health_addr is set; the
+// returned stop shuts them down.
+func (d *Daemon) serveHealth(ctx context.Context) (stop func(), err error) {
+	if d.cfg.HealthAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := health.Listen(d.cfg.HealthAddr)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := health.Serve(hctx, ln, d.Handler()); err != nil {
+			d.log.Error("health endpoint stopped", "addr", d.cfg.HealthAddr, "err", err)
+		}
+	}()
+	d.log.Info("health endpoint listening", "addr", ln.Addr().String())
+	return func() { cancel(); <-done }, nil
+}
+
+// Handler serves /healthz, /readyz and /metrics for this daemon.
+func (d *Daemon) Handler() http.Handler { return health.Handler(d.Checks, d.metrics.Registry) }
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
+
+// Checks evaluates readiness at now: enrolled, certificate valid, contact
+// with the server within two heartbeat intervals, spool not full.
+func (d *Daemon) Checks(now time.Time) []health.Check {
+	enrolled := health.Check{Name: "enrolled", OK: d.dir.Enrolled()}
+	if !enrolled.OK {
+		enrolled.Detail = "no identity in " + d.dir.Path
+	}
+	leaf := d.currentLeaf()
+	cert := health.Check{Name: "certificate", OK: now.After(leaf.NotBefore) && now.Before(leaf.NotAfter),
+		Detail: "expires " + leaf.NotAfter.UTC().Format(time.RFC3339)}
+	if now.After(leaf.NotAfter) {
+		cert.Detail = "expired " + leaf.NotAfter.UTC().Format(time.RFC3339)
+	} else if now.Before(leaf.NotBefore) {
+		cert.Detail = "not valid before " + leaf.NotBefore.UTC().Format(time.RFC3339)
+	}
+	d.mu.Lock()
+	last, interval := d.lastContact, d.interval
+	d.mu.Unlock()
+	conn := health.Check{Name: "connected", OK: !last.IsZero() && now.Sub(last) <= 2*interval}
+	switch {
+	case last.IsZero():
+		conn.Detail = "no contact with " + d.id.Server + " yet"
+	default:
+		conn.Detail = fmt.Sprintf("last contact with %s %s ago (heartbeat every %s)", d.id.Server,
+			now.Sub(last).Round(time.Millisecond), interval)
+	}
+	n, b := d.spool.Stats()
+	sp := health.Check{Name: "spool", OK: !d.spool.Full(),
+		Detail: fmt.Sprintf("%d batches, %d of %d bytes", n, b, d.cfg.SpoolMaxBytes)}
+	if !sp.OK {
+		sp.Detail = "full: results are being refused; " + sp.Detail
+	}
+	return []health.Check{enrolled, cert, conn, sp}
 }
 
 // backoff is exponential with full jitter, capped at 60 s.
@@ -253,7 +376,10 @@ func (d *Daemon) TLSConfig() (*tls.Config, error) {
 }
 
 // connect runs one connection; connected says whether the server answered.
-func (d *Daemon) connect(ctx, scanCtx context.Context, scans *sync.WaitGroup, sem chan struct{}) (connected bool, err error) {
+// ctx is the daemon's life: when it ends, the assignment stream closes,
+// but the connection lives on (heartbeats, results) until scansDone, then
+// flushes the spool and returns errDrained.
+func (d *Daemon) connect(ctx, scanCtx context.Context, scansDone <-chan struct{}, scans *sync.WaitGroup, sem chan struct{}) (connected bool, err error) {
 	tlsCfg, err := d.TLSConfig()
 	if err != nil {
 		return false, err
@@ -267,8 +393,10 @@ func (d *Daemon) connect(ctx, scanCtx context.Context, scans *sync.WaitGroup, se
 	}
 	defer conn.Close()
 	client := agentpb.NewAgentServiceClient(conn)
+	life := context.WithoutCancel(ctx)
 	next, err := d.heartbeat(ctx, client)
 	if err != nil {
+		d.metrics.HeartbeatFailures.Inc()
 		return false, err
 	}
 	d.mu.Lock()
@@ -280,20 +408,32 @@ func (d *Daemon) connect(ctx, scanCtx context.Context, scans *sync.WaitGroup, se
 		d.mu.Unlock()
 	}()
 	d.setStatus(func(s *state.Status) { s.Connected = true; s.LastError = "" })
+	d.metrics.Connected.Set(1)
 	d.log.Info("connected to server", "server", d.id.Server, "agent", d.id.AgentName)
 
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(life)
 	replayed := make(chan struct{})
 	g.Go(func() error { return d.heartbeatLoop(gctx, client, next) })
 	g.Go(func() error { return d.renewLoop(gctx, client) })
-	g.Go(func() error { return d.sendLoop(gctx, client, replayed) })
+	g.Go(func() error { return d.sendLoop(gctx, client, replayed, scansDone) })
 	g.Go(func() error {
 		select {
 		case <-replayed:
 		case <-gctx.Done():
 			return gctx.Err()
+		case <-ctx.Done():
+			return nil
 		}
-		return d.watch(gctx, scanCtx, client, scans, sem)
+		// Assignments stop at shutdown; the rest of the connection does not.
+		wctx, cancel := context.WithCancel(gctx)
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)()
+		err := d.watch(wctx, scanCtx, client, scans, sem)
+		if ctx.Err() != nil && gctx.Err() == nil {
+			d.log.Info("shutting down: no longer taking assignments")
+			return nil
+		}
+		return err
 	})
 	return true, g.Wait()
 }
@@ -307,6 +447,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context, client agentpb.AgentServiceC
 		}
 		n, err := d.heartbeat(ctx, client)
 		if err != nil {
+			if ctx.Err() == nil {
+				d.metrics.HeartbeatFailures.Inc()
+			}
 			return err
 		}
 		next = n
@@ -332,16 +475,23 @@ func (d *Daemon) heartbeat(ctx context.Context, client agentpb.AgentServiceClien
 		d.putBackEvents(req.Events)
 		return 0, fmt.Errorf("heartbeat: %w", err)
 	}
-	d.setStatus(func(s *state.Status) { s.BundleDigest, s.BundleVersion = acc.Digest, acc.Version })
+	next := d.cfg.HeartbeatInterval
+	if s := resp.GetHeartbeatSeconds(); s > 0 {
+		next = time.Duration(s) * time.Second
+	}
+	now := time.Now().UTC()
+	d.mu.Lock()
+	d.lastContact, d.interval = now, next
+	d.mu.Unlock()
+	d.setStatus(func(s *state.Status) {
+		s.BundleDigest, s.BundleVersion = acc.Digest, acc.Version
+		s.LastContact = now
+	})
 	if resp.GetRenewNow() {
 		select {
 		case d.renewCh <- struct{}{}:
 		default:
 		}
-	}
-	next := d.cfg.HeartbeatInterval
-	if s := resp.GetHeartbeatSeconds(); s > 0 {
-		next = time.Duration(s) * time.Second
 	}
 	return next, nil
 }
@@ -393,8 +543,19 @@ func (d *Daemon) watch(ctx, scanCtx context.Context, client agentpb.AgentService
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		d.log.Info("assignment", "scan", a.GetScanId(), "target", a.GetTarget().GetName(), "kind", a.GetTarget().GetKind().String())
-		scans.Add(1)
+		d.mu.Lock()
+		stopping := d.stopping
+		if !stopping {
+			scans.Add(1)
+		}
+		d.mu.Unlock()
+		if stopping {
+			// The server hands the assignment out again after its lease.
+			<-sem
+			return ctx.Err()
+		}
+		d.log.Info("assignment", "scan_id", a.GetScanId(), "host", targetName(a.GetTarget(), d.host),
+			"target", a.GetTarget().GetName(), "kind", a.GetTarget().GetKind().String())
 		go func() {
 			defer scans.Done()
 			defer func() { <-sem }()
@@ -403,33 +564,40 @@ func (d *Daemon) watch(ctx, scanCtx context.Context, client agentpb.AgentService
 	}
 }
 
-// Handle runs one assignment and spools its outcome.
+// Handle runs one assignment and spools its outcome. Every log line of
+// the scan carries scan_id and host.
 func (d *Daemon) Handle(ctx context.Context, a *agentpb.Assignment) {
 	name := targetName(a.GetTarget(), d.host)
+	log := d.log.With("scan_id", a.GetScanId(), "host", name)
+	started := time.Now()
 	d.setStatus(func(s *state.Status) {
-		s.LastAssignment = &state.LastAssignment{ScanID: a.GetScanId(), Target: name, Received: time.Now().UTC(), Status: "running"}
+		s.LastAssignment = &state.LastAssignment{ScanID: a.GetScanId(), Target: name, Received: started.UTC(), Status: "running"}
 	})
-	out := d.execute(ctx, a)
+	out := d.execute(ctx, log, a)
 	if err := d.spool.Put(out.Batches(a.GetScanId())...); err != nil {
-		d.log.Error("SPOOL FULL: scan results cannot be kept; free space or raise spool_max_bytes",
-			"scan", a.GetScanId(), "err", err)
+		log.Error("SPOOL FULL: scan results cannot be kept; free space or raise spool_max_bytes", "err", err)
 		d.Event(EventSpoolFull, err.Error(), "")
 		failed := scan.Failed(time.Now(), fmt.Sprintf("results not kept: %v", err))
 		if err2 := d.spool.Put(failed.Batches(a.GetScanId())...); err2 != nil {
-			d.log.Error("spool: cannot record the failed scan either", "scan", a.GetScanId(), "err", err2)
+			log.Error("spool: cannot record the failed scan either", "err", err2)
 		}
 		out = failed
 	}
 	d.kick()
-	st := "completed"
+	d.metrics.ScanDuration.Observe(time.Since(started).Seconds())
+	for _, r := range out.Results {
+		d.metrics.RulesEvaluated.WithLabelValues(r.GetStatus()).Inc()
+	}
+	st := metrics.ScanCompleted
 	if out.End.GetStatus() != agentpb.ScanEnd_STATUS_COMPLETED {
-		st = "failed"
-		d.log.Warn("scan failed", "scan", a.GetScanId(), "target", name, "err", out.End.GetMessage())
+		st = metrics.ScanFailed
+		log.Warn("scan failed", "err", out.End.GetMessage())
 	} else {
 		e := out.End
-		d.log.Info("scan finished", "scan", a.GetScanId(), "target", name, "total", e.GetTotal(),
-			"pass", e.GetPass(), "fail", e.GetFail(), "skipped", e.GetSkipped(), "error", e.GetError())
+		log.Info("scan finished", "total", e.GetTotal(), "pass", e.GetPass(), "fail", e.GetFail(),
+			"skipped", e.GetSkipped(), "error", e.GetError(), "duration", time.Since(started).Round(time.Millisecond))
 	}
+	d.metrics.Scans.WithLabelValues(st).Inc()
 	d.setStatus(func(s *state.Status) {
 		if s.LastAssignment != nil && s.LastAssignment.ScanID == a.GetScanId() {
 			s.LastAssignment.Status, s.LastAssignment.Message = st, out.End.GetMessage()
@@ -445,15 +613,16 @@ func targetName(t *agentpb.Target, host string) string {
 }
 
 // execute ensures the bundle, opens the target and scans it.
-func (d *Daemon) execute(ctx context.Context, a *agentpb.Assignment) *scan.Outcome {
+func (d *Daemon) execute(ctx context.Context, log *slog.Logger, a *agentpb.Assignment) *scan.Outcome {
 	started := time.Now()
 	entry, err := d.cache.Ensure(ctx, a.GetBundleDigest(), d.fetch)
 	if err != nil {
 		kind := EventScanFailed
 		if isRefusal(err) {
 			kind = EventBundleRefused
+			d.metrics.BundleRefusals.Inc()
 		}
-		d.log.Error("bundle not usable", "scan", a.GetScanId(), "digest", a.GetBundleDigest(), "err", err)
+		log.Error("bundle not usable", "digest", a.GetBundleDigest(), "err", err)
 		d.Event(kind, err.Error(), a.GetBundleDigest())
 		return scan.Failed(started, err.Error())
 	}
@@ -462,11 +631,13 @@ func (d *Daemon) execute(ctx context.Context, a *agentpb.Assignment) *scan.Outco
 	}
 	co, err := d.corpora.Load(entry.RulesDir)
 	if err != nil {
+		log.Error("rules not loadable", "digest", entry.Digest, "err", err)
 		d.Event(EventScanFailed, err.Error(), entry.Digest)
 		return scan.Failed(started, err.Error())
 	}
 	sess, err := d.open(ctx, a.GetTarget())
 	if err != nil {
+		log.Error("target not reachable", "err", err)
 		d.Event(EventScanFailed, err.Error(), entry.Digest)
 		return scan.Failed(started, err.Error())
 	}
@@ -575,8 +746,11 @@ func (d *Daemon) kick() {
 }
 
 // sendLoop replays the spool, signals replayed, then sends new batches as
-// they are spooled.
-func (d *Daemon) sendLoop(ctx context.Context, client agentpb.AgentServiceClient, replayed chan struct{}) error {
+// they are spooled. Once scansDone is closed (shutdown, every scan
+// finished or abandoned) it flushes one last time, bounded by the flush
+// timeout, and returns errDrained; it is the only sender, so no batch is
+// ever on two streams at once.
+func (d *Daemon) sendLoop(ctx context.Context, client agentpb.AgentServiceClient, replayed chan struct{}, scansDone <-chan struct{}) error {
 	if err := d.flush(ctx, client); err != nil {
 		return err
 	}
@@ -587,6 +761,17 @@ func (d *Daemon) sendLoop(ctx context.Context, client agentpb.AgentServiceClient
 			return ctx.Err()
 		case <-d.wake:
 		case <-time.After(flushInterval):
+		case <-scansDone:
+			fctx, cancel := context.WithTimeout(ctx, d.flushTO)
+			err := d.flush(fctx, client)
+			cancel()
+			n, _ := d.spool.Stats()
+			if err != nil {
+				d.log.Warn("last flush at shutdown incomplete; the spool is sent at the next start", "err", err, "spooled_batches", n)
+			} else {
+				d.log.Info("spool flushed at shutdown", "spooled_batches", n)
+			}
+			return errDrained
 		}
 		if err := d.flush(ctx, client); err != nil {
 			return err
@@ -660,7 +845,7 @@ func (d *Daemon) sendWindow(ctx context.Context, client agentpb.AgentServiceClie
 			continue
 		}
 		if ack.GetError() != "" {
-			d.log.Error("server rejected a result batch permanently", "scan", k.scan, "seq", k.seq, "err", ack.GetError())
+			d.log.Error("server rejected a result batch permanently", "scan_id", k.scan, "seq", k.seq, "err", ack.GetError())
 			d.Event(EventScanFailed, fmt.Sprintf("scan %d batch %d rejected: %s", k.scan, k.seq, ack.GetError()), "")
 		}
 		if err := d.spool.Delete(e); err != nil {

@@ -54,6 +54,7 @@ type Server struct {
 	order      []Key
 	duplicates int
 	heartbeats []*agentpb.HeartbeatRequest
+	serials    []string // client certificate serial of each heartbeat
 	fetches    int
 	renewals   int
 	dropAfter  int // close ReportResults after this many batches, without acking them (0: never)
@@ -162,10 +163,17 @@ func (s *Server) Renew(ctx context.Context, r *agentpb.RenewRequest) (*agentpb.R
 	return &agentpb.RenewResponse{CertificatePem: certPEM, CaBundlePem: s.CA.BundlePEM(), NotAfter: timestamppb.New(cert.NotAfter)}, nil
 }
 
-// Heartbeat records the request.
-func (s *Server) Heartbeat(_ context.Context, r *agentpb.HeartbeatRequest) (*agentpb.HeartbeatResponse, error) {
+// Heartbeat records the request and the client certificate it came with.
+func (s *Server) Heartbeat(ctx context.Context, r *agentpb.HeartbeatRequest) (*agentpb.HeartbeatResponse, error) {
+	serial := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+			serial = ti.State.PeerCertificates[0].SerialNumber.String()
+		}
+	}
 	s.mu.Lock()
 	s.heartbeats = append(s.heartbeats, r)
+	s.serials = append(s.serials, serial)
 	renew := s.renewNow
 	s.renewNow = false
 	s.mu.Unlock()
@@ -305,6 +313,14 @@ func (s *Server) Heartbeats() []*agentpb.HeartbeatRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*agentpb.HeartbeatRequest(nil), s.heartbeats...)
+}
+
+// HeartbeatSerials returns, per heartbeat, the serial number (decimal) of
+// the client certificate its connection presented.
+func (s *Server) HeartbeatSerials() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.serials...)
 }
 
 // Wait polls cond, woken by every change, until it holds or timeout.

@@ -43,6 +43,7 @@ type Spool struct {
 	next  uint64
 	bytes int64
 	count int
+	full  bool // a Put was refused for space and nothing has left since
 }
 
 // Open opens (creating) the spool in dir, capped at maxBytes, and removes
@@ -113,6 +114,7 @@ func (s *Spool) Put(batches ...*agentpb.ResultBatch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bytes+total > s.maxBytes {
+		s.full = true
 		return fmt.Errorf("spool %s holds %d bytes in %d batches, %d more would pass the cap of %d: %w",
 			s.dir, s.bytes, s.count, total, s.maxBytes, ErrFull)
 	}
@@ -203,6 +205,7 @@ func (s *Spool) Delete(e Entry) error {
 	s.mu.Lock()
 	s.bytes -= info.Size()
 	s.count--
+	s.full = false
 	s.mu.Unlock()
 	return state.SyncDir(s.dir)
 }
@@ -221,6 +224,7 @@ func (s *Spool) Quarantine(e Entry) error {
 	s.mu.Lock()
 	s.bytes -= info.Size()
 	s.count--
+	s.full = false
 	s.mu.Unlock()
 	return state.SyncDir(s.dir)
 }
@@ -230,4 +234,14 @@ func (s *Spool) Stats() (batches int64, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return int64(s.count), s.bytes
+}
+
+// Full reports whether the spool refused a write for space and nothing
+// has been acknowledged and deleted since (a later smaller write that fit
+// does not count): results were lost and the spool is not draining, which
+// makes the agent not ready.
+func (s *Spool) Full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full
 }

@@ -143,3 +143,36 @@ func TestQuarantine(t *testing.T) {
 		t.Errorf("quarantined file not kept: %v", err)
 	}
 }
+
+func TestFullUntilSomethingDrains(t *testing.T) {
+	s, err := Open(t.TempDir(), 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(batch(1, 1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Full() {
+		t.Fatal("Full before any refusal")
+	}
+	if err := s.Put(batch(2, 1, 20)); !errors.Is(err, ErrFull) {
+		t.Fatalf("Put over the cap: %v", err)
+	}
+	if !s.Full() {
+		t.Fatal("not Full after a refused Put")
+	}
+	// A small write that fits does not undo the loss.
+	if err := s.Put(batch(3, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Full() {
+		t.Error("Full cleared by a write that fit; only draining clears it")
+	}
+	entries, _ := s.List()
+	if err := s.Delete(entries[0]); err != nil {
+		t.Fatal(err)
+	}
+	if s.Full() {
+		t.Error("still Full after an acknowledged batch left")
+	}
+}

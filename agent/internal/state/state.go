@@ -56,6 +56,7 @@ type LastAssignment struct {
 type Status struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Connected      bool            `json:"connected"`
+	LastContact    time.Time       `json:"last_contact,omitempty"` // last successful heartbeat
 	LastError      string          `json:"last_error,omitempty"`
 	LastAssignment *LastAssignment `json:"last_assignment,omitempty"`
 	BundleDigest   string          `json:"bundle_digest,omitempty"`
