@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vigilfleet/vigil/shared/version.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit bench lint run clean fuzz rules-test coverage generate
+.PHONY: all build test unit bench bench-agents lint run clean fuzz rules-test coverage generate
 
 all: build
 
@@ -50,6 +50,18 @@ bench: build
 		./internal/store/postgres/
 	@echo "(results/s: results ingested per second; p50/p95/p99-ms: CountsAt latency; heap-MB: Go heap in use)"
 	cd server && $(GO) test -run '^$$' -bench . -benchmem -count 1 $$($(GO) list ./... | grep -v '/internal/store/')
+	$(MAKE) bench-agents
+
+# Agent scale: vigil-loadgen (one process of simulated agents, real mTLS,
+# heartbeats, results in 500-result batches) against one vigil-server
+# process on SQLite, for each fleet size in BENCH_AGENTS. Prints connected
+# agents, the server's RSS total and per agent, results/s end to end (first
+# assignment to last ack) and ack p50/p95. Goal: 5,000 agents under 1 GiB.
+BENCH_AGENTS ?= 500,5000
+bench-agents: build
+	cd server && VIGIL_BENCH_AGENTS=$(BENCH_AGENTS) VIGIL_SERVER_BIN=$(CURDIR)/$(BIN)/vigil-server $(GO) test -run '^$$' -bench 'BenchmarkAgentsScale' -benchtime 1x \
+		-count 1 -timeout 60m -v ./internal/loadgen/
+	@echo "(server-KiB/agent: server RSS while every agent is connected and idle, divided by agents; results/s: first assignment to last ack)"
 
 # Every rule's proof cases on real targets, and the table of rules that
 # lack a passing or a failing case.

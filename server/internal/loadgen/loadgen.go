@@ -160,7 +160,7 @@ type run struct {
 	results []*agentpb.Result // the synthetic scan, shared read-only by every agent
 	report  chan struct{}     // semaphore of ReportParallel
 
-	enrolled, enrollFailed, connected, connectFailed      atomic.Int64
+	enrolled, enrollFailed, connected, connectFailed       atomic.Int64
 	heartbeats, hbFailed, watchErrors, assignments         atomic.Int64
 	scansDone, scansFailed, batches, batchErrs, duplicates atomic.Int64
 	resultsAcked                                           atomic.Int64
