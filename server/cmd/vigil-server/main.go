@@ -40,6 +40,10 @@ commands:
   version        print the version
 
 common flags: --config FILE --data-dir DIR --database-url URL
+serve answers, besides the API: GET /healthz (alive), GET /readyz (store,
+migrations, CA, bundle key; 503 names the failing check) and GET /metrics
+(Prometheus; bearer token from --metrics-token-env VAR, else loopback only).
+SIGTERM stops gracefully; SIGHUP reloads the --tls-cert/--tls-key files.
 run "vigil-server COMMAND -h" for a command's flags.
 `
 
@@ -157,6 +161,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	f.fs.StringVar(&f.cfg.RulesDir, "rules-dir", "", "rule corpus directory")
 	f.fs.StringVar(&f.cfg.Log.Format, "log-format", f.cfg.Log.Format, "auto, text or json")
 	f.fs.StringVar(&f.cfg.Log.Level, "log-level", f.cfg.Log.Level, "debug, info, warn or error")
+	f.fs.StringVar(&f.cfg.MetricsTokenEnv, "metrics-token-env", "",
+		"environment variable holding the bearer token /metrics requires (unset: /metrics answers loopback clients only)")
 	cfg, err := f.load(args)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,6 +72,11 @@ type Config struct {
 	// ServerNames are the DNS names and IPs the gRPC certificate is valid
 	// for; default localhost, 127.0.0.1, ::1 and the machine's hostname.
 	ServerNames []string
+	// UnaryInterceptors and StreamInterceptors run before the service's
+	// own (authentication) interceptor, so they see refused calls too;
+	// the server's metrics use them. Optional.
+	UnaryInterceptors  []grpc.UnaryServerInterceptor
+	StreamInterceptors []grpc.StreamServerInterceptor
 }
 
 // Service implements agentpb.AgentServiceServer.
@@ -166,8 +172,8 @@ func (s *Service) TLSConfig() *tls.Config { return s.tls.Clone() }
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.tls)),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.ChainUnaryInterceptor(append(slices.Clone(s.cfg.UnaryInterceptors), s.unaryInterceptor)...),
+		grpc.ChainStreamInterceptor(append(slices.Clone(s.cfg.StreamInterceptors), s.streamInterceptor)...),
 		grpc.MaxRecvMsgSize(maxRecvMsg),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),

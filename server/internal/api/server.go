@@ -47,6 +47,9 @@ type Deps struct {
 	// AgentHeartbeat is the interval agents send heartbeats at; an agent
 	// silent for three of them is shown offline. 0 means 30 s.
 	AgentHeartbeat time.Duration
+	// Observe is told about every served request (route pattern, "" when
+	// none matched; method; status; latency), for metrics; nil is allowed.
+	Observe func(route, method string, code int, d time.Duration)
 }
 
 // Server holds the API's dependencies and per-process state.
@@ -119,10 +122,19 @@ func (s *Server) requestID(c *gin.Context) {
 	}
 	c.Set(ctxRequestID, id)
 	c.Header("X-Request-ID", id)
-	start := s.now()
+	start := time.Now() // latency is measured on the real clock, whatever Deps.Now says
 	c.Next()
-	s.log.Debug("http", "request_id", id, "method", c.Request.Method, "route", c.FullPath(),
-		"status", c.Writer.Status(), "duration", s.now().Sub(start))
+	d := time.Since(start)
+	code := c.Writer.Status()
+	level := slog.LevelDebug
+	if code < 200 || code > 299 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(c.Request.Context(), level, "http request", "request_id", id, "method", c.Request.Method,
+		"route", c.FullPath(), "status", code, "duration", d, "client", c.ClientIP())
+	if s.d.Observe != nil {
+		s.d.Observe(c.FullPath(), c.Request.Method, code, d)
+	}
 }
 
 // recover turns a handler panic into a logged 500 with a JSON body.

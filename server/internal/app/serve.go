@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/vigilfleet/vigil/server/internal/agentapi"
 	"github.com/vigilfleet/vigil/server/internal/agentless"
 	"github.com/vigilfleet/vigil/server/internal/api"
 	"github.com/vigilfleet/vigil/server/internal/config"
+	"github.com/vigilfleet/vigil/server/internal/metrics"
 	"github.com/vigilfleet/vigil/server/internal/posture"
 	"github.com/vigilfleet/vigil/server/internal/schedule"
 	"github.com/vigilfleet/vigil/server/internal/secrets"
@@ -28,11 +30,21 @@ import (
 // sure TLS material and the secrets key exist, starts the HTTPS API, the
 // scheduler and the retention job, and shuts them down in order.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	st, err := OpenStore(ctx, cfg)
+	raw, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer raw.Close()
+	// One registry per server; every store call below is timed.
+	met := metrics.New()
+	var st store.Store = met.WrapStore(raw)
+	met.RegisterFleet(raw, time.Now, log)
+	metricsToken := ""
+	if cfg.MetricsTokenEnv != "" {
+		metricsToken = os.Getenv(cfg.MetricsTokenEnv)
+	}
+	hup, stopHup := hangups()
+	defer stopHup()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -45,7 +57,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("rules %s: %w", cfg.RulesDir, err)
 	}
 	post := posture.NewService(st, idx, time.Now)
-	if _, err := EnsureBundle(ctx, cfg, st, cfg.BundleTrustedKeys, log); err != nil {
+	bundleMgr, err := EnsureBundle(ctx, cfg, st, cfg.BundleTrustedKeys, log)
+	if err != nil {
 		return err
 	}
 
@@ -62,9 +75,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		fp, _ := CertFingerprint(certFile)
 		log.Info("using self-signed HTTPS certificate", "cert", certFile, "sha256", fp)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certs, err := newCertHolder(certFile, keyFile, log)
 	if err != nil {
-		return fmt.Errorf("tls: %s / %s: %w", certFile, keyFile, err)
+		return err
 	}
 
 	ca, err := LoadOrCreateCA(cfg, time.Now())
@@ -86,17 +99,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	agents, err := agentapi.New(agentapi.Config{Store: st, Posture: post, CA: ca, Logger: log,
-		Intervals: intervals(cfg.Scheduler), ServerNames: grpcNames(cfg.GRPCAddr), CertTTL: cfg.AgentCertTTL.D()})
+		Intervals: intervals(cfg.Scheduler), ServerNames: grpcNames(cfg.GRPCAddr), CertTTL: cfg.AgentCertTTL.D(),
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{met.UnaryInterceptor()}, StreamInterceptors: []grpc.StreamServerInterceptor{met.StreamInterceptor()}})
 	if err != nil {
 		return err
 	}
 	wake := func() { sched.Wake(); agents.Wake() }
 	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: wake,
-		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat})
+		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat,
+		Observe: met.ObserveHTTP})
+	ready := readiness(st, func() bool { return ca != nil }, func() bool { return bundleMgr != nil })
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           a.Handler(),
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		Handler:           opsHandler(a.Handler(), ready, met, metricsToken, log),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -113,7 +129,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("grpc_addr %s: %w", cfg.GRPCAddr, err)
 	}
 	log.Info("agent CA", "pin", ca.Pin(), "grpc", gln.Addr().String())
-	log.Info("vigil-server listening", "url", "https://"+ln.Addr().String()+"/", "store", storeKind(cfg), "rules", len(idx.Rules()))
+	log.Info("vigil-server listening", "url", "https://"+ln.Addr().String()+"/", "store", storeKind(cfg), "rules", len(idx.Rules()),
+		"metrics", metricsAccess(cfg))
 	if users, err := st.Users(ctx); err == nil && len(users) == 0 {
 		log.Warn("no users yet; create the first admin with: vigil-server admin create --data-dir " + cfg.DataDir +
 			" --username admin --password-stdin")
@@ -133,6 +150,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return agents.Serve(gctx, gln) })
+	g.Go(func() error { return certs.watch(gctx, hup) })
 	if cfg.Scheduler.Enabled {
 		g.Go(func() error { return sched.Run(gctx) })
 	}
@@ -143,6 +161,14 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// metricsAccess says in the start-up log who may scrape /metrics.
+func metricsAccess(cfg config.Config) string {
+	if cfg.MetricsTokenEnv != "" {
+		return "bearer token from $" + cfg.MetricsTokenEnv
+	}
+	return "loopback clients only (set metrics_token_env to allow remote scrapes)"
 }
 
 func storeKind(cfg config.Config) string {

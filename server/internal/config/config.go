@@ -96,6 +96,10 @@ type Config struct {
 	LoginLimit       int       `yaml:"login_limit"`
 	Scheduler        Scheduler `yaml:"scheduler"`
 	Log              Log       `yaml:"log"`
+	// MetricsTokenEnv names the environment variable holding the bearer
+	// token /metrics requires. Empty: /metrics answers loopback clients
+	// only. The token itself never appears in a file or on a command line.
+	MetricsTokenEnv string `yaml:"metrics_token_env"`
 }
 
 // Scheduler tunes the adaptive scheduler. Intervals are per posture band.
@@ -176,6 +180,7 @@ var envVars = []struct {
 	{"VIGIL_SERVER_CA_KEY", func(c *Config, v string) error { c.CAKey = v; return nil }},
 	{"VIGIL_SERVER_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"VIGIL_SERVER_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"VIGIL_SERVER_METRICS_TOKEN_ENV", func(c *Config, v string) error { c.MetricsTokenEnv = v; return nil }},
 	{"VIGIL_SERVER_RESULTS_RETENTION", func(c *Config, v string) (err error) {
 		c.ResultsRetention, err = ParseDuration(v)
 		return err
@@ -258,6 +263,9 @@ func (c *Config) Validate() error {
 			bad("scheduler.intervals."+iv.field, "must be above 0 and at most 48h, got %s", iv.d)
 		}
 	}
+	if c.MetricsTokenEnv != "" && os.Getenv(c.MetricsTokenEnv) == "" {
+		bad("metrics_token_env", "environment variable %s is unset or empty", c.MetricsTokenEnv)
+	}
 	switch c.Log.Format {
 	case "auto", "text", "json":
 	default:
@@ -333,6 +341,8 @@ func (c *Config) SetFlag(name, value string) error {
 		c.Log.Format = value
 	case "log-level":
 		c.Log.Level = value
+	case "metrics-token-env":
+		c.MetricsTokenEnv = value
 	case "config":
 	default:
 		return fmt.Errorf("unknown flag %q", name)

@@ -33,6 +33,16 @@ type Enrollment interface {
 	// bundle digest. Empty Version, OS or BundleDigest keep the recorded
 	// value. An unknown agent is ErrNotFound.
 	TouchAgent(ctx context.Context, agentID int64, hb AgentHeartbeat) error
+	// TouchAgents records many heartbeats in one transaction, each as
+	// TouchAgent would (last seen never moves back; empty Version, OS or
+	// BundleDigest keep the recorded value). Agents that do not exist are
+	// skipped, so one removed agent cannot fail the batch. The agent API
+	// buffers heartbeats and flushes them with it every few seconds.
+	TouchAgents(ctx context.Context, hbs []AgentTouch) error
+	// RevokedAgents returns the ids of the agents that may no longer call
+	// (status not active), ascending; the agent dispatcher reads it once per
+	// pass to close the open streams of revoked agents.
+	RevokedAgents(ctx context.Context) ([]int64, error)
 
 	// PutBundle stores a signed bundle file by digest; storing the same
 	// digest again changes nothing.
@@ -69,6 +79,12 @@ type AgentHeartbeat struct {
 	SpoolBatches int64
 	SpoolBytes   int64
 	BundleDigest string
+}
+
+// AgentTouch is one agent's heartbeat for TouchAgents.
+type AgentTouch struct {
+	AgentID int64
+	AgentHeartbeat
 }
 
 // StoredBundle is a published, signed rule bundle.

@@ -27,6 +27,13 @@ type Scheduling interface {
 	// ReleaseClaim ends owner's lease without a result (the scan failed) and
 	// makes the host due again at retryAt.
 	ReleaseClaim(ctx context.Context, hostID int64, owner string, retryAt time.Time) error
+	// DueAgents returns, without writing, the distinct ids of the agents
+	// owning at least one host that ClaimDue would hand out at now (not
+	// deleted, next scan time <= now, not leased or lease expired, agent_id
+	// set), in ascending order. The agent dispatcher asks it once per pass so
+	// that only agents with work claim, instead of every stream taking the
+	// single writer every poll.
+	DueAgents(ctx context.Context, now time.Time) ([]int64, error)
 
 	// PutSnapshots upserts daily posture snapshots keyed by (host,
 	// framework, day): the last write of a day wins.

@@ -21,6 +21,11 @@ var ErrNotFound = errors.New("not found")
 // name (user, group, agent), so the API edge can answer 409.
 var ErrConflict = errors.New("already exists")
 
+// ErrMigrationsPending is returned (wrapped) by Ready when the database
+// answers but lacks migrations this binary embeds, so a readiness check can
+// tell "database down" from "schema behind".
+var ErrMigrationsPending = errors.New("migrations pending")
+
 // Store is the server's persistence. Every method is safe for concurrent
 // use; Ingest is atomic per batch and idempotent by (scan id, sequence).
 type Store interface {
@@ -61,6 +66,11 @@ type Store interface {
 	StateAt(ctx context.Context, hostID int64, at time.Time) ([]Finding, error)
 	// Evidence returns the stored evidence records for a content hash.
 	Evidence(ctx context.Context, hash string) ([]result.Evidence, error)
+	// Ready answers nil when the database responds and every migration
+	// embedded in this binary is applied; a wrapped ErrMigrationsPending
+	// when it responds but lags (another replica is migrating, say). It is
+	// cheap enough for a readiness probe: one small query.
+	Ready(ctx context.Context) error
 	Close() error
 }
 

@@ -66,6 +66,37 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Ready implements store.Store: one query counting the embedded migrations
+// recorded as applied.
+func (s *Store) Ready(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")] = true
+	}
+	var applied int
+	rows, err := s.pool.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("postgres: readiness query: %w", err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: readiness query: %w", err)
+	}
+	for _, v := range versions {
+		if want[v] {
+			applied++
+		}
+	}
+	if applied < len(names) {
+		return fmt.Errorf("postgres: %d of %d migrations applied: %w", applied, len(names), store.ErrMigrationsPending)
+	}
+	return nil
+}
+
 // migrate applies pending migrations, each in its own transaction, while
 // holding a session advisory lock so that replicas starting together do
 // not race; a replica that waited finds the work done and applies nothing.

@@ -72,6 +72,41 @@ func (s *Store) Close() error {
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
+// Ready implements store.Store: one query counting the embedded migrations
+// recorded as applied.
+func (s *Store) Ready(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")] = true
+	}
+	var applied int
+	rows, err := s.r.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("sqlite: readiness query: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("sqlite: readiness query: %w", err)
+		}
+		if want[v] {
+			applied++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: readiness query: %w", err)
+	}
+	if applied < len(names) {
+		return fmt.Errorf("sqlite: %d of %d migrations applied: %w", applied, len(names), store.ErrMigrationsPending)
+	}
+	return nil
+}
+
 // migrate applies every embedded migration not yet recorded, all in one
 // immediate transaction: that transaction is the lock, so two processes
 // opening a new file at once cannot both apply a migration.
