@@ -5,6 +5,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -612,47 +613,41 @@ func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow
 		refs: make([]string, n), cur: make([]string, n), hashes: make([]*string, n), trFrom: make([]*string, n),
 		ats: make([]time.Time, n),
 	}
-	// Plan returns copies of rows: find each one's position by its whole
-	// content (rows equal in every field are interchangeable). Transitions
-	// come in batch order, each row at most once, so each takes the first
-	// equal row after the previous transition's: positions then increase
-	// as the log's order (by row number) requires.
-	type key struct {
-		rule, sev, reason, refs, hash string
-		at                            time.Time
-		st                            result.Status
-	}
-	pos := make(map[key][]int, n)
+	// Plan returns copies of rows: find each one's position among its
+	// rule's rows by its whole content (rows equal in every field are
+	// interchangeable). A rule's update is its last accepted row, which is
+	// its last row of that content. Transitions come in batch order, each
+	// row at most once, so each takes the first equal row after the
+	// previous transition's: positions then increase as the log's order
+	// (by row number) requires.
+	byRule := make(map[string][]int, n)
 	for i, r := range p.Rows {
 		w.rules[i], w.statuses[i], w.sevs[i], w.reasons[i], w.refs[i] = r.RuleID, string(r.Status), r.Severity, r.Reason, string(r.Refs)
 		if r.EvidenceHash != "" {
 			w.hashes[i] = &p.Rows[i].EvidenceHash
 		}
 		w.ats[i] = r.At
-		kk := key{r.RuleID, r.Severity, r.Reason, w.refs[i], r.EvidenceHash, r.At, r.Status}
-		pos[kk] = append(pos[kk], i)
-	}
-	k := func(r store.Row) key {
-		return key{r.RuleID, r.Severity, r.Reason, string(r.Refs), r.EvidenceHash, r.At, r.Status}
+		byRule[r.RuleID] = append(byRule[r.RuleID], i)
 	}
 	for _, u := range updates {
-		at := pos[k(u)]
-		i := at[len(at)-1]
+		at := byRule[u.RuleID]
+		c := len(at) - 1
+		for c > 0 && !sameRow(p.Rows[at[c]], u) {
+			c--
+		}
 		if _, ok := prior[u.RuleID]; ok {
-			w.cur[i] = "u"
+			w.cur[at[c]] = "u"
 		} else {
-			w.cur[i] = "i"
+			w.cur[at[c]] = "i"
 		}
 	}
-	next := make(map[key]int, len(trans)) // first candidate in pos[key]
 	last := -1
 	for _, t := range trans {
-		kk := k(t.Row)
-		at, c := pos[kk], next[kk]
-		for c < len(at)-1 && at[c] <= last {
+		at := byRule[t.RuleID]
+		c := 0
+		for c < len(at)-1 && (at[c] <= last || !sameRow(p.Rows[at[c]], t.Row)) {
 			c++
 		}
-		next[kk] = c + 1
 		last = at[c]
 		from := string(t.From)
 		w.trFrom[last] = &from
@@ -664,6 +659,12 @@ func newWrite(p store.Prepared, updates []store.Row, trans []store.TransitionRow
 		}
 	}
 	return w
+}
+
+// sameRow reports whether two rows are equal in every field.
+func sameRow(a, b store.Row) bool {
+	return a.RuleID == b.RuleID && a.Status == b.Status && a.Severity == b.Severity && a.Reason == b.Reason &&
+		a.EvidenceHash == b.EvidenceHash && a.At.Equal(b.At) && bytes.Equal(a.Refs, b.Refs)
 }
 
 // CurrentState implements store.Store.
