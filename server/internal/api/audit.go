@@ -37,23 +37,40 @@ func (s *Server) audit(c *gin.Context, action, target string, detail any) bool {
 // auditAs is audit with an explicit actor, for login where nobody is
 // signed in yet and the actor is the username attempted.
 func (s *Server) auditAs(c *gin.Context, actor, action, target string, detail any) bool {
+	if err := s.appendAudit(c, actor, action, target, detail); err != nil {
+		s.internal(c, err)
+		return false
+	}
+	return true
+}
+
+// appendAudit writes the entry and returns any failure without answering.
+func (s *Server) appendAudit(c *gin.Context, actor, action, target string, detail any) error {
 	if len(actor) > maxAuditActor {
 		actor = actor[:maxAuditActor]
 	}
 	d, err := detailJSON(detail)
 	if err != nil {
-		s.internal(c, fmt.Errorf("audit %s %s: %w", action, target, err))
-		return false
+		return fmt.Errorf("audit %s %s: %w", action, target, err)
 	}
 	_, err = s.d.Store.AppendAudit(c.Request.Context(), store.AuditEntry{
 		At: s.now(), Actor: actor, Action: action, Target: target, Detail: d,
 		Source: c.ClientIP(), RequestID: RequestID(c),
 	})
 	if err != nil {
-		s.internal(c, fmt.Errorf("audit %s %s: append: %w", action, target, err))
-		return false
+		return fmt.Errorf("audit %s %s: append: %w", action, target, err)
 	}
-	return true
+	return nil
+}
+
+// AppendAudit records a state change made through another front end (the
+// web UI) on behalf of the signed-in principal set with SetPrincipal.
+func (s *Server) AppendAudit(c *gin.Context, action, target string, detail any) error {
+	actor := "anonymous"
+	if pr := principal(c); pr != nil {
+		actor = pr.User.Username
+	}
+	return s.appendAudit(c, actor, action, target, detail)
 }
 
 // detailJSON encodes an audit detail as a JSON object; nil is {}.

@@ -44,30 +44,43 @@ func (s *Server) authenticate(c *gin.Context) {
 		unauthenticated(c, false, "a bearer token is required: Authorization: Bearer TOKEN")
 		return
 	}
-	if _, ok := tokenKindOf(plain); !ok {
-		unauthenticated(c, true, "the bearer token is not a vigil token")
+	pr, refusal, err := s.Resolve(c, plain)
+	switch {
+	case err != nil:
+		s.internal(c, err)
 		return
+	case refusal != "":
+		unauthenticated(c, true, refusal)
+		return
+	}
+	c.Set(ctxPrincipal, pr)
+	c.Next()
+}
+
+// Resolve looks a presented token up by its SHA-256 and returns its
+// principal, or a refusal (unknown, revoked, expired, disabled account)
+// to show the caller; err is a server-side failure. It records the
+// token's use at most once a minute. The web UI resolves its session
+// cookie with it.
+func (s *Server) Resolve(c *gin.Context, plain string) (pr *Principal, refusal string, err error) {
+	if _, ok := tokenKindOf(plain); !ok {
+		return nil, "the bearer token is not a vigil token", nil
 	}
 	tok, user, err := s.d.Store.TokenByHash(c.Request.Context(), hashToken(plain))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		unauthenticated(c, true, "the bearer token is unknown")
-		return
+		return nil, "the bearer token is unknown", nil
 	case err != nil:
-		s.internal(c, fmt.Errorf("authenticate: look up token: %w", err))
-		return
+		return nil, "", fmt.Errorf("authenticate: look up token: %w", err)
 	}
 	now := s.now()
 	switch {
 	case !tok.RevokedAt.IsZero():
-		unauthenticated(c, true, "the bearer token has been revoked")
-		return
+		return nil, "the bearer token has been revoked", nil
 	case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
-		unauthenticated(c, true, "the bearer token has expired")
-		return
+		return nil, "the bearer token has expired", nil
 	case user.Disabled:
-		unauthenticated(c, true, "the account is disabled")
-		return
+		return nil, "the account is disabled", nil
 	}
 	if now.Sub(tok.LastUsedAt) >= touchEvery {
 		// Best effort: a failed touch must not refuse a valid caller.
@@ -77,8 +90,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			tok.LastUsedAt = now
 		}
 	}
-	c.Set(ctxPrincipal, &Principal{User: user, Token: tok})
-	c.Next()
+	return &Principal{User: user, Token: tok}, "", nil
 }
 
 // bearer extracts the token from an Authorization header value.
@@ -154,54 +166,82 @@ func (s *Server) login(c *gin.Context) {
 		badRequest(c, "password", "password is longer than %d bytes", password.MaxLength)
 		return
 	}
-	ipKey, userKey := "ip:"+c.ClientIP(), "user:"+strings.ToLower(req.Username)
-	if wait, ok := s.limiter.attempt(ipKey, userKey); !ok {
-		s.log.Warn("login rate limited", "request_id", RequestID(c), "source", c.ClientIP(), "username", req.Username)
-		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		fail(c, http.StatusTooManyRequests, "rate_limited", "",
-			"too many failed logins from this address or for this user; retry later")
+	plain, tok, user, ferr := s.SignIn(c, req.Username, req.Password)
+	switch {
+	case ferr == nil:
+	case ferr.Err != nil:
+		s.internal(c, ferr.Err)
+		return
+	default:
+		if ferr.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(ferr.RetryAfter.Seconds()))))
+		}
+		fail(c, ferr.Status, ferr.Code, "", ferr.Message)
 		return
 	}
+	c.JSON(http.StatusOK, gin.H{"token": plain, "expires_at": tok.ExpiresAt.UTC(), "user": viewUser(user)})
+}
 
+// SignInError says why SignIn refused: Status is the HTTP status (401,
+// 429, 503 or 500), RetryAfter is set with 429, Err holds the cause of a
+// 500 for the log.
+type SignInError struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *SignInError) Error() string { return e.Message }
+
+// SignIn checks a username and password under the login rate limit and,
+// when they are right, mints a session token, records the login and audits
+// it (failed attempts are audited too). It answers nothing itself, so the
+// REST API and the web UI can each present the outcome their own way.
+func (s *Server) SignIn(c *gin.Context, username, pw string) (plain string, tok store.Token, user store.User, fail *SignInError) {
+	ipKey, userKey := "ip:"+c.ClientIP(), "user:"+strings.ToLower(username)
+	if wait, ok := s.limiter.attempt(ipKey, userKey); !ok {
+		s.log.Warn("login rate limited", "request_id", RequestID(c), "source", c.ClientIP(), "username", username)
+		return "", tok, user, &SignInError{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: wait,
+			Message: "too many failed logins from this address or for this user; retry later"}
+	}
 	release, err := s.limiter.verifySlot(c.Request.Context())
 	if err != nil {
-		fail(c, http.StatusServiceUnavailable, "unavailable", "", "too many logins in progress; retry")
-		return
+		return "", tok, user, &SignInError{Status: http.StatusServiceUnavailable, Code: "unavailable",
+			Message: "too many logins in progress; retry"}
 	}
-	user, reason, err := s.checkPassword(c, req)
+	user, reason, err := s.checkPassword(c, loginRequest{Username: username, Password: pw})
 	release()
 	if err != nil {
-		s.internal(c, err)
-		return
+		return "", tok, user, &SignInError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
 	}
 	if reason != "" {
-		if !s.auditAs(c, req.Username, "auth.login_failed", "", map[string]string{"reason": reason}) {
-			return
+		if err := s.appendAudit(c, username, "auth.login_failed", "", map[string]string{"reason": reason}); err != nil {
+			return "", tok, store.User{}, &SignInError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
 		}
-		fail(c, http.StatusUnauthorized, "unauthenticated", "", msgBadLogin)
-		return
+		return "", tok, store.User{}, &SignInError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: msgBadLogin}
 	}
 	s.limiter.succeeded(userKey, ipKey)
 
 	now := s.now()
-	plain, tok, err := s.mintToken(c, user.ID, store.TokenSession, "login from "+c.ClientIP(), now.Add(s.d.SessionTTL))
+	plain, tok, err = s.mintToken(c, user.ID, store.TokenSession, "login from "+c.ClientIP(), now.Add(s.d.SessionTTL))
 	if err != nil {
-		s.internal(c, err)
-		return
+		return "", tok, user, &SignInError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
 	}
 	if err := s.d.Store.TouchLogin(c.Request.Context(), user.ID, now); err != nil {
 		s.log.Warn("record login time", "request_id", RequestID(c), "user_id", user.ID, "err", err)
 	}
 	user.LastLoginAt = now
-	if !s.auditAs(c, user.Username, "auth.login", fmt.Sprintf("user/%d", user.ID),
-		map[string]any{"token_id": tok.ID, "expires_at": tok.ExpiresAt.UTC()}) {
+	if err := s.appendAudit(c, user.Username, "auth.login", fmt.Sprintf("user/%d", user.ID),
+		map[string]any{"token_id": tok.ID, "expires_at": tok.ExpiresAt.UTC()}); err != nil {
 		// The caller never sees the token; do not leave it usable.
-		if err := s.d.Store.RevokeToken(c.Request.Context(), tok.ID, now); err != nil {
-			s.log.Error("revoke unaudited session", "request_id", RequestID(c), "token_id", tok.ID, "err", err)
+		if rerr := s.d.Store.RevokeToken(c.Request.Context(), tok.ID, now); rerr != nil {
+			s.log.Error("revoke unaudited session", "request_id", RequestID(c), "token_id", tok.ID, "err", rerr)
 		}
-		return
+		return "", store.Token{}, user, &SignInError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
 	}
-	c.JSON(http.StatusOK, gin.H{"token": plain, "expires_at": tok.ExpiresAt.UTC(), "user": viewUser(user)})
+	return plain, tok, user, nil
 }
 
 // checkPassword returns the user when the password is right and the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,6 +42,11 @@ type Deps struct {
 	LoginWindow time.Duration
 	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// Mount registers further routes (the web UI) on the same engine, with
+	// the same request ids, recovery and body cap; NotFound answers paths
+	// outside /api/ that no route matches. Both may be nil.
+	Mount    func(e *gin.Engine)
+	NotFound gin.HandlerFunc
 	// CAPin is the agent CA's pin ("sha256:<hex>"), returned with every
 	// enrolment token so that the agent can check the server it enrols with.
 	CAPin string
@@ -98,7 +104,13 @@ func (s *Server) Handler() http.Handler {
 	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
 	e.Use(s.requestID, s.recover, s.capBody)
-	e.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "", "no such endpoint") })
+	e.NoRoute(func(c *gin.Context) {
+		if s.d.NotFound != nil && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			s.d.NotFound(c)
+			return
+		}
+		fail(c, http.StatusNotFound, "not_found", "", "no such endpoint")
+	})
 	e.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this endpoint")
 	})
@@ -109,6 +121,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		handlers = append(handlers, r.Handler)
 		e.Handle(r.Method, r.Path, handlers...)
+	}
+	if s.d.Mount != nil {
+		s.d.Mount(e)
 	}
 	return e
 }
@@ -179,6 +194,10 @@ type Principal struct {
 	User  store.User
 	Token store.Token
 }
+
+// SetPrincipal marks c as made by pr, for handlers outside the route table
+// (the web UI) that call AppendAudit.
+func SetPrincipal(c *gin.Context, pr *Principal) { c.Set(ctxPrincipal, pr) }
 
 // principal returns the caller of an authenticated route.
 func principal(c *gin.Context) *Principal {
