@@ -94,6 +94,12 @@ func New(d Deps) *Server {
 	return s
 }
 
+// MountUI sets Deps.Mount and Deps.NotFound after New, for a front end
+// (the web UI) that itself needs the *Server; call it before Handler.
+func (s *Server) MountUI(mount func(e *gin.Engine), notFound gin.HandlerFunc) {
+	s.d.Mount, s.d.NotFound = mount, notFound
+}
+
 // Handler builds the gin engine with every route of the table.
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)

@@ -24,6 +24,7 @@ import (
 	"github.com/vigilfleet/vigil/server/internal/schedule"
 	"github.com/vigilfleet/vigil/server/internal/secrets"
 	"github.com/vigilfleet/vigil/server/internal/store"
+	"github.com/vigilfleet/vigil/server/internal/ui"
 )
 
 // Serve runs the server until ctx is cancelled: it opens the store, makes
@@ -108,6 +109,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: wake,
 		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat,
 		Observe: met.ObserveHTTP})
+	web, err := ui.New(ui.Deps{API: a, Store: st, Posture: post, Logger: log, CAPin: ca.Pin(), GRPCAddr: cfg.GRPCAddr, Wake: wake})
+	if err != nil {
+		return err
+	}
+	a.MountUI(web.Mount, web.NotFound)
 	ready := readiness(st, func() bool { return ca != nil }, func() bool { return bundleMgr != nil })
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
