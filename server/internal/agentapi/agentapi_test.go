@@ -333,6 +333,9 @@ func TestCallsWithoutValidCertificateRefused(t *testing.T) {
 		}
 		wantCode(t, name, err, codes.Unavailable, codes.Unauthenticated)
 	}
+	if err := h.svc.FlushHeartbeats(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	seen, err := h.st.Agent(context.Background(), a.id)
 	if err != nil {
 		t.Fatal(err)
@@ -554,7 +557,8 @@ func TestBatchForAnotherAgentsScanRefused(t *testing.T) {
 }
 
 func TestHeartbeatRecordsStateAndTargets(t *testing.T) {
-	h := newHarness(t)
+	// No periodic flush during the test: only FlushHeartbeats writes.
+	h := newHarness(t, func(c *agentapi.Config) { c.HeartbeatFlush = time.Hour })
 	ctx := context.Background()
 	b := h.publish(t, []byte("bundle"))
 	a := h.enrol(t, h.token(t, 1, time.Hour, time.Now()), "jump1")
@@ -567,6 +571,12 @@ func TestHeartbeatRecordsStateAndTargets(t *testing.T) {
 	}
 	if resp.GetHeartbeatSeconds() != int32(agentapi.DefaultHeartbeat.Seconds()) || resp.GetRenewNow() || resp.GetServerTime() == nil {
 		t.Errorf("heartbeat response %+v", resp)
+	}
+	if got, err := h.st.Agent(ctx, a.id); err != nil || !got.LastSeenAt.IsZero() {
+		t.Fatalf("heartbeat written before the flush: %+v, %v", got, err)
+	}
+	if err := h.svc.FlushHeartbeats(ctx); err != nil {
+		t.Fatal(err)
 	}
 	got, err := h.st.Agent(ctx, a.id)
 	if err != nil {

@@ -20,8 +20,9 @@ func leaseOwner(agentID int64) string { return fmt.Sprintf("agent/%d", agentID) 
 
 // WatchAssignments implements agentpb.AgentServiceServer: until the agent
 // disconnects, is revoked or the server stops, it claims the agent's due
-// hosts every Poll (or at once on Wake), creates a scan for each and sends
-// it as an Assignment.
+// hosts whenever the dispatcher says it has some (see dispatcher), creates
+// a scan for each and sends it as an Assignment. A stream with no due
+// hosts does nothing, so idle agents cost the store nothing.
 func (s *Service) WatchAssignments(req *agentpb.WatchRequest, stream agentpb.AgentService_WatchAssignmentsServer) error {
 	ctx := stream.Context()
 	caller, ok := callerOf(ctx)
@@ -31,13 +32,28 @@ func (s *Service) WatchAssignments(req *agentpb.WatchRequest, stream agentpb.Age
 	log := s.log.With("agent_id", caller.ID, "agent", caller.Name)
 	log.Info("agent watching assignments", "cached_bundles", len(req.GetCachedBundles()))
 	defer log.Info("agent stopped watching assignments")
+	w := s.disp.register(caller.ID)
+	defer s.disp.unregister(w)
+	retry := time.NewTimer(0)
+	if !retry.Stop() {
+		<-retry.C
+	}
+	defer retry.Stop()
 	failures := 0
 	for {
-		wake := s.wakeChan()
-		if err := s.checkActive(ctx, caller); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "server shutting down; reconnect")
+		case <-w.revoked:
+			if err := s.checkActive(ctx, caller); err != nil {
+				return err
+			}
+			return status.Errorf(codes.PermissionDenied, "agent %d (%s) is no longer active", caller.ID, caller.Name)
+		case <-w.due:
+		case <-retry.C:
 		}
-		wait := s.cfg.Poll
 		if err := s.assign(ctx, caller, stream); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -46,23 +62,12 @@ func (s *Service) WatchAssignments(req *agentpb.WatchRequest, stream agentpb.Age
 				return err
 			}
 			failures++
-			wait = s.cfg.Poll << min(failures, 5)
+			wait := s.cfg.Poll << min(failures, 5)
 			log.Error("assigning scans failed", "err", err, "retry_in", wait)
+			retry.Reset(wait)
 		} else {
 			failures = 0
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-s.stop:
-			t.Stop()
-			return status.Error(codes.Unavailable, "server shutting down; reconnect")
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
 	}
 }
 

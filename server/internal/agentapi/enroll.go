@@ -194,7 +194,9 @@ func (s *Service) Enroll(ctx context.Context, req *agentpb.EnrollRequest) (*agen
 		return nil, err
 	}
 	s.log.Info("agent enrolled", "agent_id", agent.ID, "name", agent.Name, "host_id", host.ID, "token_id", tok.ID)
-	s.Wake() // its host is due at once
+	// Its host is due at once; a stream it already has open claims now,
+	// and the one it opens next is picked up by the dispatcher's pass.
+	s.WakeAgent(agent.ID)
 	return &agentpb.EnrollResponse{AgentId: agent.ID, AgentName: agent.Name, CertificatePem: certPEM,
 		CaBundlePem: s.cfg.CA.BundlePEM(), NotAfter: timestamppb.New(cert.NotAfter)}, nil
 }

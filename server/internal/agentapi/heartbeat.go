@@ -62,7 +62,7 @@ func truncate(s string, n int) string {
 }
 
 // Heartbeat implements agentpb.AgentServiceServer: it records the agent's
-// state, logs its events, adopts the jump-box targets it declares as
+// state (buffered; written within HeartbeatFlush, see FlushHeartbeats), logs its events, adopts the jump-box targets it declares as
 // hosts it scans, and tells it when to call again and whether to renew.
 func (s *Service) Heartbeat(ctx context.Context, req *agentpb.HeartbeatRequest) (*agentpb.HeartbeatResponse, error) {
 	caller, ok := callerOf(ctx)
@@ -73,11 +73,9 @@ func (s *Service) Heartbeat(ctx context.Context, req *agentpb.HeartbeatRequest) 
 		return nil, status.Errorf(codes.InvalidArgument, "%d targets declared; at most %d", len(req.GetTargets()), maxTargets)
 	}
 	now := s.cfg.Now()
-	err := s.cfg.Store.TouchAgent(ctx, caller.ID, store.AgentHeartbeat{At: now, Version: req.GetAgentVersion(),
+	// Buffered: written with every other agent's at the next flush.
+	s.hb.record(caller.ID, store.AgentHeartbeat{At: now, Version: req.GetAgentVersion(),
 		OS: req.GetOs(), SpoolBatches: req.GetSpoolBatches(), SpoolBytes: req.GetSpoolBytes(), BundleDigest: req.GetBundleDigest()})
-	if err != nil {
-		return nil, err
-	}
 	if err := s.recordEvents(ctx, caller, req.GetEvents()); err != nil {
 		return nil, err
 	}
@@ -122,7 +120,7 @@ func (s *Service) adoptTargets(ctx context.Context, caller identity, targets []*
 		s.log.Info("jump-box target recorded", "agent_id", caller.ID, "host", name, "address", h.Address)
 	}
 	if added {
-		s.Wake()
+		s.WakeAgent(caller.ID)
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ const (
 	maxClaims = 16
 	// maxRecvMsg bounds one message from an agent (a batch with evidence).
 	maxRecvMsg = 32 << 20
+	// connBuffer is the read and write buffer size of each agent
+	// connection (gRPC's default is 32 KiB each).
+	connBuffer = 8 << 10
 	// stopGrace is how long Serve waits for calls in flight on shutdown
 	// before closing the connections under them.
 	stopGrace = 10 * time.Second
@@ -62,9 +65,12 @@ type Config struct {
 	// Heartbeat is the interval agents are told to send heartbeats at; an
 	// agent not seen for three of them is offline. Default 30 s.
 	Heartbeat time.Duration
-	// Poll is how often a WatchAssignments stream looks for due hosts and
-	// re-checks revocation; default 2 s.
+	// Poll is how often the dispatcher looks for agents with due hosts and
+	// for revoked agents with open streams; default 2 s.
 	Poll time.Duration
+	// HeartbeatFlush is how often buffered heartbeats are written to the
+	// store (so an agent's last_seen lags by up to this); default 5 s.
+	HeartbeatFlush time.Duration
 	// Lease is how long a host handed to an agent stays its own; 2 h.
 	Lease time.Duration
 	// RetryAfter is when a host whose agent scan failed is due again; 15 min.
@@ -90,8 +96,9 @@ type Service struct {
 	stop chan struct{} // closed when Serve begins shutting down
 	once sync.Once
 
-	wakeMu sync.Mutex
-	wakeCh chan struct{} // closed and replaced by Wake
+	disp    *dispatcher      // tells assignment streams when to claim
+	hb      *heartbeatBuffer // heartbeats not yet written
+	flushMu sync.Mutex       // one FlushHeartbeats at a time
 
 	bundleMu   sync.Mutex
 	bundle     store.StoredBundle // latest bundle, without data
@@ -123,6 +130,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
 	}
+	if cfg.HeartbeatFlush <= 0 {
+		cfg.HeartbeatFlush = DefaultHeartbeatFlush
+	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
 	}
@@ -136,7 +146,8 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "agentapi"), stop: make(chan struct{}),
-		wakeCh: make(chan struct{})}
+		hb: newHeartbeatBuffer()}
+	s.disp = newDispatcher(cfg.Store, s.log, cfg.Now, cfg.Poll)
 	fin, err := schedule.NewFinisher(schedule.FinisherConfig{Store: cfg.Store, Posture: cfg.Posture,
 		Intervals: cfg.Intervals, Logger: s.log, Now: cfg.Now, Wake: s.Wake})
 	if err != nil {
@@ -175,10 +186,28 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		grpc.ChainUnaryInterceptor(append(slices.Clone(s.cfg.UnaryInterceptors), s.unaryInterceptor)...),
 		grpc.ChainStreamInterceptor(append(slices.Clone(s.cfg.StreamInterceptors), s.streamInterceptor)...),
 		grpc.MaxRecvMsgSize(maxRecvMsg),
+		// Thousands of mostly idle connections: small per-connection
+		// buffers, and write buffers released between flushes.
+		grpc.ReadBufferSize(connBuffer),
+		grpc.WriteBufferSize(connBuffer),
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 	)
 	agentpb.RegisterAgentServiceServer(srv, s)
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { s.disp.run(bg) })
+	wg.Go(func() { s.flushLoop(bg) })
+	defer func() {
+		stopBG()
+		wg.Wait()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+		defer cancel()
+		if err := s.FlushHeartbeats(fctx); err != nil {
+			s.log.Error("writing buffered heartbeats at shutdown failed", "err", err)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("agent gRPC listening", "addr", ln.Addr().String())
@@ -206,20 +235,19 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Wake makes every open assignment stream look for due hosts now (after a
-// manual scan request or a re-scan). It never blocks.
-func (s *Service) Wake() {
-	s.wakeMu.Lock()
-	close(s.wakeCh)
-	s.wakeCh = make(chan struct{})
-	s.wakeMu.Unlock()
-}
+// Wake makes the dispatcher look for due hosts now (after a manual scan
+// request or a re-scan) and signal the streams of the agents that have
+// some: one read, whatever the number of open streams. It never blocks.
+func (s *Service) Wake() { s.disp.wakeAll() }
 
-func (s *Service) wakeChan() <-chan struct{} {
-	s.wakeMu.Lock()
-	defer s.wakeMu.Unlock()
-	return s.wakeCh
-}
+// WakeAgent makes the open assignment streams of one agent claim now,
+// after something made one of its hosts due (targets adopted). It never
+// blocks.
+func (s *Service) WakeAgent(agentID int64) { s.disp.wakeAgent(agentID) }
+
+// Watching returns how many assignment streams are open, for metrics and
+// tests.
+func (s *Service) Watching() int { return s.disp.watching() }
 
 // latestBundle returns the newest published bundle (without data), read
 // from the store at most once per Poll so that thousands of agents do not

@@ -117,6 +117,12 @@ func (s *Store) DeleteUser(ctx context.Context, a1 int64) error {
 	return s.Store.DeleteUser(ctx, a1)
 }
 
+// DueAgents times store.Store.DueAgents.
+func (s *Store) DueAgents(ctx context.Context, a1 time.Time) ([]int64, error) {
+	defer s.m.observeStore("DueAgents", time.Now())
+	return s.Store.DueAgents(ctx, a1)
+}
+
 // Evidence times store.Store.Evidence.
 func (s *Store) Evidence(ctx context.Context, a1 string) ([]result.Evidence, error) {
 	defer s.m.observeStore("Evidence", time.Now())
@@ -255,6 +261,12 @@ func (s *Store) RevokeToken(ctx context.Context, a1 int64, a2 time.Time) error {
 	return s.Store.RevokeToken(ctx, a1, a2)
 }
 
+// RevokedAgents times store.Store.RevokedAgents.
+func (s *Store) RevokedAgents(ctx context.Context) ([]int64, error) {
+	defer s.m.observeStore("RevokedAgents", time.Now())
+	return s.Store.RevokedAgents(ctx)
+}
+
 // Scan times store.Store.Scan.
 func (s *Store) Scan(ctx context.Context, a1 int64) (store.Scan, error) {
 	defer s.m.observeStore("Scan", time.Now())
@@ -319,6 +331,12 @@ func (s *Store) Tokens(ctx context.Context, a1 int64) ([]store.Token, error) {
 func (s *Store) TouchAgent(ctx context.Context, a1 int64, a2 store.AgentHeartbeat) error {
 	defer s.m.observeStore("TouchAgent", time.Now())
 	return s.Store.TouchAgent(ctx, a1, a2)
+}
+
+// TouchAgents times store.Store.TouchAgents.
+func (s *Store) TouchAgents(ctx context.Context, a1 []store.AgentTouch) error {
+	defer s.m.observeStore("TouchAgents", time.Now())
+	return s.Store.TouchAgents(ctx, a1)
 }
 
 // TouchLogin times store.Store.TouchLogin.

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, accountsTests...)
 	tests = append(tests, factsTests...)
 	tests = append(tests, enrollmentTests...)
+	tests = append(tests, dueTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
