@@ -54,15 +54,7 @@ func (s *Server) toAgentJSON(a store.Agent, hosts []agentHost) agentJSON {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	online := a.Status == store.AgentActive && !a.LastSeenAt.IsZero() &&
-		s.now().Sub(a.LastSeenAt) < missedHeartbeats*s.d.AgentHeartbeat
-	state := "offline"
-	switch {
-	case a.Status != store.AgentActive:
-		state = string(a.Status)
-	case online:
-		state = "online"
-	}
+	state, online := s.AgentState(a)
 	return agentJSON{
 		ID: a.ID, Name: a.Name, Status: string(a.Status), Version: a.Version, OS: a.OS,
 		CertSerial: a.CertSerial, Labels: labels, Hosts: len(hosts), HostList: hosts,
@@ -70,6 +62,22 @@ func (s *Server) toAgentJSON(a store.Agent, hosts []agentHost) agentJSON {
 		Online: online, State: state, Hostname: a.Hostname,
 		SpoolBatches: a.SpoolBatches, SpoolBytes: a.SpoolBytes, BundleDigest: a.BundleDigest,
 	}
+}
+
+// AgentState says whether an agent is "online" (active and seen within
+// three heartbeat intervals), "offline" or "revoked" (its status), so the
+// REST API and the web UI show the same state.
+func (s *Server) AgentState(a store.Agent) (state string, online bool) {
+	online = a.Status == store.AgentActive && !a.LastSeenAt.IsZero() &&
+		s.now().Sub(a.LastSeenAt) < missedHeartbeats*s.d.AgentHeartbeat
+	state = "offline"
+	switch {
+	case a.Status != store.AgentActive:
+		state = string(a.Status)
+	case online:
+		state = "online"
+	}
+	return state, online
 }
 
 // agentHosts lists the hosts each agent scans, by agent id.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -181,13 +182,29 @@ func auditFilter(c *gin.Context) (store.AuditFilter, bool) {
 // verifyAudit reads the whole log, oldest first, and checks its hash
 // chain: {"ok":true,"entries":N}, or ok false with the first break.
 func (s *Server) verifyAudit(c *gin.Context) {
+	n, broken, err := s.VerifyAuditLog(c.Request.Context())
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	if broken != nil {
+		c.JSON(http.StatusOK, gin.H{"ok": false, "entries": n, "error": broken.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"ok": true, "entries": n})
+}
+
+// VerifyAuditLog reads the whole audit log, oldest first, and checks its
+// hash chain (store.VerifyAudit). It returns how many entries it read and
+// broken, the first break, when the chain does not hold; err is a failure
+// to read. The REST API and the web UI both verify through it.
+func (s *Server) VerifyAuditLog(ctx context.Context) (entries int, broken, err error) {
 	var all []store.AuditEntry
 	var after int64
 	for {
-		page, err := s.d.Store.Audit(c.Request.Context(), store.AuditFilter{AfterID: after, Limit: verifyPage})
+		page, err := s.d.Store.Audit(ctx, store.AuditFilter{AfterID: after, Limit: verifyPage})
 		if err != nil {
-			s.internal(c, fmt.Errorf("verify audit: read after entry %d: %w", after, err))
-			return
+			return 0, nil, fmt.Errorf("verify audit: read after entry %d: %w", after, err)
 		}
 		all = append(all, page...)
 		if len(page) < verifyPage {
@@ -196,14 +213,9 @@ func (s *Server) verifyAudit(c *gin.Context) {
 		next := page[len(page)-1].ID
 		if next <= after {
 			// A store that does not honour AfterID would loop forever.
-			s.internal(c, fmt.Errorf("verify audit: page after entry %d did not advance", after))
-			return
+			return 0, nil, fmt.Errorf("verify audit: page after entry %d did not advance", after)
 		}
 		after = next
 	}
-	if err := store.VerifyAudit(all); err != nil {
-		c.JSON(http.StatusOK, gin.H{"ok": false, "entries": len(all), "error": err.Error()})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"ok": true, "entries": len(all)})
+	return len(all), store.VerifyAudit(all), nil
 }

@@ -28,7 +28,7 @@ const dummyHash = "$argon2id$v=19$m=65536,t=3,p=2$E3SNO4Z0Q6TBhwUyaeqL5Q$1qsxsCV
 const touchEvery = time.Minute
 
 // maxLoginName bounds the username a login may name; longer names cannot
-// exist (see validUsername) and would only bloat the audit log.
+// exist (see ValidUsername) and would only bloat the audit log.
 const maxLoginName = 64
 
 // msgBadLogin is the one answer to every failed login, so the response
@@ -274,15 +274,25 @@ func (s *Server) checkPassword(c *gin.Context, req loginRequest) (store.User, st
 
 // logout revokes the token the request was made with.
 func (s *Server) logout(c *gin.Context) {
-	pr := principal(c)
-	if err := s.d.Store.RevokeToken(c.Request.Context(), pr.Token.ID, s.now()); err != nil {
-		s.internal(c, fmt.Errorf("logout: revoke token %d: %w", pr.Token.ID, err))
-		return
-	}
-	if !s.audit(c, "auth.logout", fmt.Sprintf("token/%d", pr.Token.ID), map[string]string{"kind": string(pr.Token.Kind)}) {
+	if err := s.SignOut(c); err != nil {
+		s.internal(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// SignOut revokes the token of the principal set on c and audits it
+// ("auth.logout"); the REST API's logout and the web UI's sign-out both
+// end sessions through it.
+func (s *Server) SignOut(c *gin.Context) error {
+	pr := principal(c)
+	if pr == nil {
+		return errors.New("sign out: no signed-in principal")
+	}
+	if err := s.d.Store.RevokeToken(c.Request.Context(), pr.Token.ID, s.now()); err != nil {
+		return fmt.Errorf("logout: revoke token %d: %w", pr.Token.ID, err)
+	}
+	return s.AppendAudit(c, "auth.logout", fmt.Sprintf("token/%d", pr.Token.ID), map[string]string{"kind": string(pr.Token.Kind)})
 }
 
 // me returns the caller's account and what its role may do, so a client

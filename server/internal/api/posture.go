@@ -33,23 +33,38 @@ func parseMoment(v string, endOfDay bool) (time.Time, error) {
 	return d, nil
 }
 
+// ParseMoment reads an RFC 3339 time or a UTC date (YYYY-MM-DD) as the
+// API does; a date is its first instant, or its last when endOfDay. The
+// web UI uses it so a moment typed in a form means what it means in a
+// query string.
+func ParseMoment(v string, endOfDay bool) (time.Time, error) { return parseMoment(v, endOfDay) }
+
+// ParseAt reads an "as of" moment as GET /posture?at= does: a date stands
+// for its last instant (today's date for now), and a moment after now is
+// refused, since no posture is known there yet.
+func ParseAt(v string, now time.Time) (time.Time, error) {
+	at, err := parseMoment(v, true)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if day, err := time.ParseInLocation(dateLayout, v, time.UTC); err == nil && !day.After(now) && at.After(now) {
+		at = now
+	}
+	if at.After(now) {
+		return time.Time{}, fmt.Errorf("%s is in the future", at.Format(time.RFC3339))
+	}
+	return at, nil
+}
+
 // posture answers GET /posture: the fleet's (or a group's, or a host's)
 // posture at a moment, by framework.
 func (s *Server) posture(c *gin.Context) {
 	now := s.now().UTC()
 	q := posture.FleetQuery{At: now, Framework: c.Query("framework"), Group: c.Query("group")}
 	if v := c.Query("at"); v != "" {
-		at, err := parseMoment(v, true)
+		at, err := ParseAt(v, now)
 		if err != nil {
 			badRequest(c, "at", "at: %v", err)
-			return
-		}
-		// A date stands for its last instant; on today's date that is "now".
-		if day, err := time.ParseInLocation(dateLayout, v, time.UTC); err == nil && !day.After(now) && at.After(now) {
-			at = now
-		}
-		if at.After(now) {
-			badRequest(c, "at", "at %s is in the future", at.Format(time.RFC3339))
 			return
 		}
 		q.At = at

@@ -103,10 +103,24 @@ type remediationJSON struct {
 // getRule answers GET /rules/:id.
 func (s *Server) getRule(c *gin.Context) {
 	id := c.Param("id")
-	r := s.index().Rule(id)
-	if r == nil {
+	d, ok := s.RuleDetail(id)
+	if !ok {
 		fail(c, http.StatusNotFound, "not_found", "id", fmt.Sprintf("no rule %q in the server's corpus", truncate(id, 120)))
 		return
+	}
+	c.JSON(http.StatusOK, d)
+}
+
+// RuleView is a rule as GET /rules/:id serves it, placeholders restored;
+// the web UI's rule page renders the same view.
+type RuleView = ruleDetail
+
+// RuleDetail returns the detail of rule id; false for a rule the corpus
+// does not hold.
+func (s *Server) RuleDetail(id string) (RuleView, bool) {
+	r := s.index().Rule(id)
+	if r == nil {
+		return ruleDetail{}, false
 	}
 	t := newPlaceholderText(r)
 	d := ruleDetail{
@@ -134,7 +148,7 @@ func (s *Server) getRule(c *gin.Context) {
 			d.Benchmarks[fw][os] = entries
 		}
 	}
-	c.JSON(http.StatusOK, d)
+	return d, true
 }
 
 func (t placeholderText) check(ch rule.Check) checkJSON {

@@ -12,11 +12,11 @@ import (
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
 
-// validUsername reports whether name is acceptable for a new user: 1-64
+// ValidUsername reports whether name is acceptable for a new user: 1-64
 // characters of a-z 0-9 . _ @ -, starting with a letter or digit. Lower
 // case only, so that "Admin" and "admin" cannot be two people, and
 // printable, so names are safe in logs and URLs.
-func validUsername(name string) bool {
+func ValidUsername(name string) bool {
 	if name == "" || len(name) > maxLoginName {
 		return false
 	}
@@ -55,77 +55,92 @@ func (s *Server) createUser(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	if !validUsername(req.Username) {
-		badRequest(c, "username", "username must be 1-64 characters of a-z 0-9 . _ @ - starting with a letter or digit")
-		return
-	}
-	if !validRole(req.Role) {
-		badRequest(c, "role", "role must be one of %v, got %q", Roles(), req.Role)
-		return
-	}
-	if err := password.Validate(req.Password); err != nil {
-		badRequest(c, "password", "%v", err)
-		return
-	}
-	hash, err := password.Hash(req.Password)
-	if err != nil {
-		s.internal(c, fmt.Errorf("create user %q: %w", req.Username, err))
-		return
-	}
-	u, err := s.d.Store.CreateUser(c.Request.Context(), store.User{
-		Username: req.Username, PasswordHash: hash, Role: req.Role, CreatedAt: s.now(),
-	})
-	if errors.Is(err, store.ErrConflict) {
-		fail(c, http.StatusConflict, "conflict", "username", fmt.Sprintf("user %q already exists", req.Username))
-		return
-	}
-	if err != nil {
-		s.internal(c, fmt.Errorf("create user %q: %w", req.Username, err))
-		return
-	}
-	if !s.audit(c, "user.create", fmt.Sprintf("user/%d", u.ID), map[string]string{"username": u.Username, "role": u.Role}) {
+	u, r := s.CreateUser(c, req.Username, req.Password, req.Role)
+	if r != nil {
+		s.refuse(c, r)
 		return
 	}
 	c.JSON(http.StatusCreated, viewUser(u))
 }
 
-type updateUserRequest struct {
+// CreateUser validates and adds a local account and audits it
+// ("user.create") as the principal set on c. The REST API and the web UI
+// both create users through it.
+func (s *Server) CreateUser(c *gin.Context, username, pw, role string) (store.User, *Refusal) {
+	if !ValidUsername(username) {
+		return store.User{}, invalid("username", "username must be 1-64 characters of a-z 0-9 . _ @ - starting with a letter or digit")
+	}
+	if !validRole(role) {
+		return store.User{}, invalid("role", "role must be one of %v, got %q", Roles(), role)
+	}
+	if err := password.Validate(pw); err != nil {
+		return store.User{}, invalid("password", "%v", err)
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return store.User{}, failed(fmt.Errorf("create user %q: %w", username, err))
+	}
+	u, err := s.d.Store.CreateUser(c.Request.Context(), store.User{
+		Username: username, PasswordHash: hash, Role: role, CreatedAt: s.now(),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, conflictRefusal("username", fmt.Sprintf("user %q already exists", username))
+	}
+	if err != nil {
+		return store.User{}, failed(fmt.Errorf("create user %q: %w", username, err))
+	}
+	if err := s.AppendAudit(c, "user.create", fmt.Sprintf("user/%d", u.ID), map[string]string{"username": u.Username, "role": u.Role}); err != nil {
+		return store.User{}, failed(err)
+	}
+	return u, nil
+}
+
+// UserChange is a partial update of a user (the body of PATCH
+// /users/:id); nil fields stay as they are.
+type UserChange struct {
 	Role     *string `json:"role"`
 	Password *string `json:"password"`
 	Disabled *bool   `json:"disabled"`
 }
 
-// updateUser changes a user's role, password or disabled flag. An admin
-// cannot demote or disable themselves, and the last enabled admin cannot
-// be demoted or disabled, so the server always keeps a way in. A new
-// password ends the user's sessions (API tokens stay).
+// updateUser changes a user's role, password or disabled flag.
 func (s *Server) updateUser(c *gin.Context) {
 	id, ok := pathID(c, "id")
 	if !ok {
 		return
 	}
-	var req updateUserRequest
+	var req UserChange
 	if !bind(c, &req) {
 		return
 	}
-	if req.Role == nil && req.Password == nil && req.Disabled == nil {
-		badRequest(c, "", "nothing to update: give role, password or disabled")
+	u, r := s.UpdateUser(c, id, req)
+	if r != nil {
+		s.refuse(c, r)
 		return
 	}
+	c.JSON(http.StatusOK, viewUser(u))
+}
+
+// UpdateUser changes a user's role, password or disabled flag and audits
+// it ("user.update"). An admin cannot demote or disable themselves, and
+// the last enabled admin cannot be demoted or disabled, so the server
+// always keeps a way in. A new password ends the user's sessions (API
+// tokens stay).
+func (s *Server) UpdateUser(c *gin.Context, id int64, req UserChange) (store.User, *Refusal) {
+	if req.Role == nil && req.Password == nil && req.Disabled == nil {
+		return store.User{}, invalid("", "nothing to update: give role, password or disabled")
+	}
 	if req.Role != nil && !validRole(*req.Role) {
-		badRequest(c, "role", "role must be one of %v, got %q", Roles(), *req.Role)
-		return
+		return store.User{}, invalid("role", "role must be one of %v, got %q", Roles(), *req.Role)
 	}
 	if req.Password != nil {
 		if err := password.Validate(*req.Password); err != nil {
-			badRequest(c, "password", "%v", err)
-			return
+			return store.User{}, invalid("password", "%v", err)
 		}
 	}
 	u, err := s.d.Store.User(c.Request.Context(), id)
 	if err != nil {
-		s.internal(c, fmt.Errorf("update user %d: %w", id, err))
-		return
+		return store.User{}, failed(fmt.Errorf("update user %d: %w", id, err))
 	}
 	next := u
 	if req.Role != nil {
@@ -134,8 +149,8 @@ func (s *Server) updateUser(c *gin.Context) {
 	if req.Disabled != nil {
 		next.Disabled = *req.Disabled
 	}
-	if !s.keepsAdmin(c, u, next, "demote or disable") {
-		return
+	if r := s.adminKept(c, u, next, "demote or disable"); r != nil {
+		return store.User{}, r
 	}
 	detail := map[string]any{"username": u.Username}
 	if next.Role != u.Role {
@@ -147,76 +162,89 @@ func (s *Server) updateUser(c *gin.Context) {
 	if req.Password != nil {
 		hash, err := password.Hash(*req.Password)
 		if err != nil {
-			s.internal(c, fmt.Errorf("update user %d: %w", id, err))
-			return
+			return store.User{}, failed(fmt.Errorf("update user %d: %w", id, err))
 		}
 		next.PasswordHash = hash
 		detail["password_changed"] = true
 	}
 	if err := s.d.Store.UpdateUser(c.Request.Context(), next); err != nil {
-		s.internal(c, fmt.Errorf("update user %d: %w", id, err))
-		return
+		return store.User{}, failed(fmt.Errorf("update user %d: %w", id, err))
 	}
 	if req.Password != nil {
 		n, err := s.endSessions(c, id)
 		if err != nil {
-			s.internal(c, fmt.Errorf("update user %d: end sessions: %w", id, err))
-			return
+			return store.User{}, failed(fmt.Errorf("update user %d: end sessions: %w", id, err))
 		}
 		detail["sessions_revoked"] = n
 	}
-	if !s.audit(c, "user.update", fmt.Sprintf("user/%d", id), detail) {
-		return
+	if err := s.AppendAudit(c, "user.update", fmt.Sprintf("user/%d", id), detail); err != nil {
+		return store.User{}, failed(err)
 	}
-	c.JSON(http.StatusOK, viewUser(next))
+	return next, nil
 }
 
-// deleteUser removes a user (its tokens are revoked by the store). An
-// admin cannot delete themselves, nor anyone the last enabled admin.
+// deleteUser removes a user.
 func (s *Server) deleteUser(c *gin.Context) {
 	id, ok := pathID(c, "id")
 	if !ok {
 		return
 	}
-	u, err := s.d.Store.User(c.Request.Context(), id)
-	if err != nil {
-		s.internal(c, fmt.Errorf("delete user %d: %w", id, err))
-		return
-	}
-	if !s.keepsAdmin(c, u, store.User{ID: u.ID, Disabled: true}, "delete") {
-		return
-	}
-	if err := s.d.Store.DeleteUser(c.Request.Context(), id); err != nil {
-		s.internal(c, fmt.Errorf("delete user %d: %w", id, err))
-		return
-	}
-	if !s.audit(c, "user.delete", fmt.Sprintf("user/%d", id), map[string]string{"username": u.Username, "role": u.Role}) {
+	if _, r := s.DeleteUser(c, id); r != nil {
+		s.refuse(c, r)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-// keepsAdmin checks that turning user `from` into `to` (to.Disabled for a
-// deletion) neither locks the caller out of their own admin rights nor
-// removes the last enabled admin; otherwise it answers 409 and returns
-// false. Two admins demoting each other at the same instant can both pass
-// this check: the store offers no conditional update to close that race.
-func (s *Server) keepsAdmin(c *gin.Context, from, to store.User, verb string) bool {
-	losesAdmin := from.Role == RoleAdmin && !from.Disabled && (to.Role != RoleAdmin || to.Disabled)
-	if !losesAdmin && from.ID != principal(c).User.ID {
-		return true
+// DeleteUser removes a user (its tokens are revoked by the store) and
+// audits it ("user.delete"); it returns the user as it was. An admin
+// cannot delete themselves, nor anyone the last enabled admin.
+func (s *Server) DeleteUser(c *gin.Context, id int64) (store.User, *Refusal) {
+	u, err := s.d.Store.User(c.Request.Context(), id)
+	if err != nil {
+		return store.User{}, failed(fmt.Errorf("delete user %d: %w", id, err))
 	}
-	if from.ID == principal(c).User.ID && (to.Role != from.Role || to.Disabled) {
-		fail(c, http.StatusConflict, "conflict", "", fmt.Sprintf("you cannot %s your own account; ask another admin", verb))
+	if r := s.adminKept(c, u, store.User{ID: u.ID, Disabled: true}, "delete"); r != nil {
+		return store.User{}, r
+	}
+	if err := s.d.Store.DeleteUser(c.Request.Context(), id); err != nil {
+		return store.User{}, failed(fmt.Errorf("delete user %d: %w", id, err))
+	}
+	if err := s.AppendAudit(c, "user.delete", fmt.Sprintf("user/%d", id), map[string]string{"username": u.Username, "role": u.Role}); err != nil {
+		return store.User{}, failed(err)
+	}
+	return u, nil
+}
+
+// keepsAdmin is adminKept answering its refusal; it returns false when it
+// has answered.
+func (s *Server) keepsAdmin(c *gin.Context, from, to store.User, verb string) bool {
+	if r := s.adminKept(c, from, to, verb); r != nil {
+		s.refuse(c, r)
 		return false
 	}
+	return true
+}
+
+// adminKept checks that turning user `from` into `to` (to.Disabled for a
+// deletion) neither locks the caller out of their own admin rights nor
+// removes the last enabled admin; otherwise it refuses with 409. Two
+// admins demoting each other at the same instant can both pass this
+// check: the store offers no conditional update to close that race.
+func (s *Server) adminKept(c *gin.Context, from, to store.User, verb string) *Refusal {
+	losesAdmin := from.Role == RoleAdmin && !from.Disabled && (to.Role != RoleAdmin || to.Disabled)
+	if !losesAdmin && from.ID != principal(c).User.ID {
+		return nil
+	}
+	if from.ID == principal(c).User.ID && (to.Role != from.Role || to.Disabled) {
+		return conflictRefusal("", fmt.Sprintf("you cannot %s your own account; ask another admin", verb))
+	}
 	if !losesAdmin {
-		return true
+		return nil
 	}
 	users, err := s.d.Store.Users(c.Request.Context())
 	if err != nil {
-		s.internal(c, fmt.Errorf("count admins: %w", err))
-		return false
+		return failed(fmt.Errorf("count admins: %w", err))
 	}
 	admins := 0
 	for _, u := range users {
@@ -225,10 +253,9 @@ func (s *Server) keepsAdmin(c *gin.Context, from, to store.User, verb string) bo
 		}
 	}
 	if admins <= 1 {
-		fail(c, http.StatusConflict, "conflict", "", fmt.Sprintf("cannot %s the last enabled admin", verb))
-		return false
+		return conflictRefusal("", fmt.Sprintf("cannot %s the last enabled admin", verb))
 	}
-	return true
+	return nil
 }
 
 // endSessions revokes a user's live session tokens, keeping the caller's

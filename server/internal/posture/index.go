@@ -20,6 +20,14 @@ type Framework struct {
 	Rules    int    `json:"rules"`    // rules mapped, directly or derived
 }
 
+// Control is one control of a framework with the rules that cover it, so
+// an auditor can walk from a control to its checks and see the gaps.
+type Control struct {
+	ID    string   `json:"id"`
+	Title string   `json:"title,omitempty"`
+	Rules []string `json:"rules"` // covering rules, direct or derived, sorted; empty: not covered
+}
+
 // Index is the server's rule corpus with its framework mappings, derived
 // ones included (FedRAMP and CMMC through the catalogues). Immutable once
 // built; safe for concurrent use.
@@ -30,6 +38,7 @@ type Index struct {
 	fwOfRule   map[string][]string   // rule id -> framework ids, sorted
 	ruleIDs    map[string][]string   // framework id -> rule ids, sorted
 	frameworks []Framework
+	controls   map[string][]Control // framework id -> controls, catalogue order
 }
 
 // LoadIndex loads the rules under dir and the catalogues under
@@ -86,7 +95,53 @@ func newIndex(rules []*rule.Rule, cats map[string]*framework.Catalog) *Index {
 			Covered: len(cov.Covered), Rules: len(x.ruleIDs[cov.Framework]),
 		})
 	}
+	x.controls = buildControls(x, cats)
 	return x
+}
+
+// buildControls lists every framework's controls in catalogue order with
+// their covering rules; controls rules name that the catalogue lacks (or
+// all of them, for a framework without a catalogue) follow, sorted.
+func buildControls(x *Index, cats map[string]*framework.Catalog) map[string][]Control {
+	covering := map[string]map[string][]string{} // framework -> control -> rule ids
+	for _, r := range x.rules {
+		for _, ref := range x.refs[r.ID] {
+			if covering[ref.Framework] == nil {
+				covering[ref.Framework] = map[string][]string{}
+			}
+			covering[ref.Framework][ref.Control] = append(covering[ref.Framework][ref.Control], r.ID)
+		}
+	}
+	out := make(map[string][]Control, len(x.frameworks))
+	for _, fw := range x.frameworks {
+		var ctls []Control
+		listed := map[string]bool{}
+		if cat := cats[fw.ID]; cat != nil {
+			base := cats[cat.Base]
+			for _, c := range cat.Controls {
+				title := c.Title
+				if title == "" && base != nil {
+					if bc := base.Control(c.ID); bc != nil {
+						title = bc.Title
+					}
+				}
+				listed[c.ID] = true
+				ctls = append(ctls, Control{ID: c.ID, Title: title, Rules: covering[fw.ID][c.ID]})
+			}
+		}
+		var extra []string
+		for id := range covering[fw.ID] {
+			if !listed[id] {
+				extra = append(extra, id)
+			}
+		}
+		sort.Strings(extra)
+		for _, id := range extra {
+			ctls = append(ctls, Control{ID: id, Rules: covering[fw.ID][id]})
+		}
+		out[fw.ID] = ctls
+	}
+	return out
 }
 
 // Rules returns every rule, ordered by id.
@@ -100,6 +155,20 @@ func (x *Index) Refs(ruleID string) []rule.Ref { return slices.Clone(x.refs[rule
 
 // Frameworks lists the frameworks, ordered by id.
 func (x *Index) Frameworks() []Framework { return slices.Clone(x.frameworks) }
+
+// Controls returns a framework's controls with their covering rules;
+// ok is false for an unknown framework.
+func (x *Index) Controls(fw string) (ctls []Control, ok bool) {
+	src, ok := x.controls[fw]
+	if !ok {
+		return nil, false
+	}
+	out := make([]Control, len(src))
+	for i, c := range src {
+		out[i] = Control{ID: c.ID, Title: c.Title, Rules: slices.Clone(c.Rules)}
+	}
+	return out, true
+}
 
 // RuleIDs returns the ids of the rules mapped to a framework, sorted; nil
 // for "" (every rule). ok is false for an unknown framework. A known

@@ -112,11 +112,13 @@ func (s *site) signIn(name, role string) *browser {
 // browser returns a client with no session.
 func (s *site) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	c := s.ts.Client()
+	// A copy: ts.Client() is one shared client, and each browser needs
+	// its own cookie jar.
+	c := *s.ts.Client()
 	c.Jar = jar
 	c.Timeout = 30 * time.Second
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &browser{s: s, c: c}
+	return &browser{s: s, c: &c}
 }
 
 // page is a response.
