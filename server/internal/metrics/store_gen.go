@@ -93,6 +93,12 @@ func (s *Store) Credential(ctx context.Context, a1 int64) ([]uint8, error) {
 	return s.Store.Credential(ctx, a1)
 }
 
+// CurrentCounts times store.Store.CurrentCounts.
+func (s *Store) CurrentCounts(ctx context.Context, a1 []string, a2 []int64) ([]store.HostCounts, error) {
+	defer s.m.observeStore("CurrentCounts", time.Now())
+	return s.Store.CurrentCounts(ctx, a1, a2)
+}
+
 // CurrentState times store.Store.CurrentState.
 func (s *Store) CurrentState(ctx context.Context, a1 int64) ([]store.Finding, error) {
 	defer s.m.observeStore("CurrentState", time.Now())
@@ -225,6 +231,12 @@ func (s *Store) Ready(ctx context.Context) error {
 	return s.Store.Ready(ctx)
 }
 
+// RecentChanges times store.Store.RecentChanges.
+func (s *Store) RecentChanges(ctx context.Context, a1 time.Time, a2 int) ([]store.Transition, error) {
+	defer s.m.observeStore("RecentChanges", time.Now())
+	return s.Store.RecentChanges(ctx, a1, a2)
+}
+
 // RecordCertificate times store.Store.RecordCertificate.
 func (s *Store) RecordCertificate(ctx context.Context, a1 int64, a2 string, a3 time.Time, a4 time.Time) error {
 	defer s.m.observeStore("RecordCertificate", time.Now())
@@ -265,6 +277,12 @@ func (s *Store) RevokeToken(ctx context.Context, a1 int64, a2 time.Time) error {
 func (s *Store) RevokedAgents(ctx context.Context) ([]int64, error) {
 	defer s.m.observeStore("RevokedAgents", time.Now())
 	return s.Store.RevokedAgents(ctx)
+}
+
+// RuleStatusCounts times store.Store.RuleStatusCounts.
+func (s *Store) RuleStatusCounts(ctx context.Context) ([]store.RuleStatusCount, error) {
+	defer s.m.observeStore("RuleStatusCounts", time.Now())
+	return s.Store.RuleStatusCounts(ctx)
 }
 
 // Scan times store.Store.Scan.
@@ -325,6 +343,12 @@ func (s *Store) TokenByHash(ctx context.Context, a1 string) (store.Token, store.
 func (s *Store) Tokens(ctx context.Context, a1 int64) ([]store.Token, error) {
 	defer s.m.observeStore("Tokens", time.Now())
 	return s.Store.Tokens(ctx, a1)
+}
+
+// TopFailing times store.Store.TopFailing.
+func (s *Store) TopFailing(ctx context.Context, a1 []string, a2 int) ([]store.RuleFailures, error) {
+	defer s.m.observeStore("TopFailing", time.Now())
+	return s.Store.TopFailing(ctx, a1, a2)
 }
 
 // TouchAgent times store.Store.TouchAgent.

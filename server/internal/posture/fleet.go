@@ -56,8 +56,8 @@ type FleetPosture struct {
 // Fleet returns the posture of the selected hosts as it was at q.At, with
 // rule states rebuilt from the transition log.
 //
-// Counts come from one aggregated store query (CountsAt) for all the
-// selected hosts. Only with q.Rules does it read each host's full state
+// Counts come from one aggregated store query for all the selected hosts
+// (CurrentCounts when q.At is zero, CountsAt otherwise). Only with q.Rules does it read each host's full state
 // (StateAt per host), which suits one host or a small group. Hosts are
 // those in the inventory now (deleted hosts are left out), ordered by
 // name. A host without state at q.At is listed with Band "", score 0 and
@@ -134,7 +134,8 @@ func (s *Service) selectHosts(ctx context.Context, q FleetQuery) ([]store.Host, 
 	return out, nil
 }
 
-// countsAt asks the store for the hosts' counts at `at` in one query.
+// countsAt asks the store for the hosts' counts at `at` in one query:
+// CurrentCounts for the present view (q.At zero), CountsAt otherwise.
 func (s *Service) countsAt(ctx context.Context, hosts []store.Host, at time.Time, q FleetQuery) (map[int64]Counts, error) {
 	ruleIDs, _ := s.idx.RuleIDs(q.Framework)
 	if len(hosts) == 0 || (ruleIDs != nil && len(ruleIDs) == 0) {
@@ -147,7 +148,13 @@ func (s *Service) countsAt(ctx context.Context, hosts []store.Host, at time.Time
 			hostIDs[i] = h.ID
 		}
 	}
-	hcs, err := s.st.CountsAt(ctx, at, ruleIDs, hostIDs)
+	var hcs []store.HostCounts
+	var err error
+	if q.At.IsZero() {
+		hcs, err = s.st.CurrentCounts(ctx, ruleIDs, hostIDs) // current state is the state now: no log replay
+	} else {
+		hcs, err = s.st.CountsAt(ctx, at, ruleIDs, hostIDs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("posture: counts at %s: %w", at.Format(time.RFC3339), err)
 	}

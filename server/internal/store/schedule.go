@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vigilfleet/vigil/engine/result"
+	"github.com/vigilfleet/vigil/engine/rule"
 )
 
 // Scheduling is the scheduler's and the posture history's view of the store.
@@ -47,6 +48,26 @@ type Scheduling interface {
 	// the given hosts (nil: all). Hosts with no state at that time are
 	// absent. This is the query behind posture?at=.
 	CountsAt(ctx context.Context, at time.Time, ruleIDs []string, hostIDs []int64) ([]HostCounts, error)
+	// CurrentCounts is CountsAt for the present, aggregated over current
+	// state (which is the state now) instead of rebuilt from the log: per
+	// host, how many of the given rules (nil: all) are in each status, for
+	// the given hosts (nil: all); hosts with no state are absent. Posture
+	// asks it for every "now" view, the dashboard's most frequent query.
+	CurrentCounts(ctx context.Context, ruleIDs []string, hostIDs []int64) ([]HostCounts, error)
+	// TopFailing returns the rules among ruleIDs (nil: all) failing now on
+	// the most hosts not deleted, most hosts first, then by rule id, at most
+	// limit of them (limit <= 0: none), in one grouped query instead of a
+	// read per host.
+	TopFailing(ctx context.Context, ruleIDs []string, limit int) ([]RuleFailures, error)
+	// RuleStatusCounts returns, for every rule, how many hosts (not
+	// deleted) are in each status now, by severity: one grouped read from
+	// which a caller sums the fleet's counts for any set of rules (every
+	// framework at once) without a query per framework.
+	RuleStatusCounts(ctx context.Context) ([]RuleStatusCount, error)
+	// RecentChanges returns up to limit real status changes (a rule's first
+	// observation is not one) at or after since on hosts not deleted,
+	// newest first (limit <= 0: none), for the dashboard's recent drift.
+	RecentChanges(ctx context.Context, since time.Time, limit int) ([]Transition, error)
 	// FleetTransitions returns state changes with from <= At < to for one
 	// host (hostID > 0) or every host, ordered by host, rule, time.
 	FleetTransitions(ctx context.Context, from, to time.Time, hostID int64) ([]Transition, error)
@@ -109,4 +130,20 @@ type HostCounts struct {
 	HostID       int64
 	Counts       map[result.Status]int
 	CriticalFail int
+}
+
+// RuleStatusCount is how many hosts are in Status for RuleID now.
+type RuleStatusCount struct {
+	RuleID   string
+	Status   result.Status
+	Severity rule.Severity
+	Hosts    int
+}
+
+// RuleFailures is how many hosts a rule fails on now, with the rule's
+// severity as last observed.
+type RuleFailures struct {
+	RuleID   string
+	Hosts    int
+	Severity rule.Severity
 }

@@ -117,20 +117,28 @@ func (u *UI) dashboard(c *gin.Context) {
 	}
 	d := dashboardData{HostCount: len(hosts), Days: days, DriftWindow: 7 * 24 * time.Hour, Bands: dashBandsOf(hosts)}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		all, err := u.d.Posture.Fleet(gctx, posture.FleetQuery{})
-		d.All = dashCardOf("", "All rules", 0, all)
-		return err
-	})
 	fws, more := u.dashFrameworks()
-	d.Frameworks, d.MoreFws = make([]dashCard, len(fws)), more
-	for i, fw := range fws {
-		g.Go(func() error {
-			fp, err := u.d.Posture.Fleet(gctx, posture.FleetQuery{Framework: fw.ID})
-			d.Frameworks[i] = dashCardOf(fw.ID, fw.Title, fw.Rules, fp)
+	d.MoreFws = more
+	g.Go(func() error {
+		// One grouped read of current state scores every card.
+		rcs, err := u.d.Store.RuleStatusCounts(gctx)
+		if err != nil {
 			return err
-		})
-	}
+		}
+		scanned := 0
+		for _, h := range hosts {
+			if h.Band != "" {
+				scanned++
+			}
+		}
+		d.All = dashCardFrom("", "All rules", 0, nil, rcs, scanned)
+		d.Frameworks = make([]dashCard, len(fws))
+		for i, fw := range fws {
+			ids, _ := u.d.Posture.Index().RuleIDs(fw.ID)
+			d.Frameworks[i] = dashCardFrom(fw.ID, fw.Title, fw.Rules, ids, rcs, scanned)
+		}
+		return nil
+	})
 	g.Go(func() error {
 		trend, err := u.fleetTrend(gctx, hosts, days, now)
 		d.Chart = lineChart(fmt.Sprintf("Fleet average score per day, last %d days", days), trend)
@@ -166,15 +174,40 @@ func fleetTrendDays(c *gin.Context) int {
 	return 30
 }
 
-func dashCardOf(id, title string, rules int, fp posture.FleetPosture) dashCard {
-	card := dashCard{ID: id, Title: title, Rules: rules, Score: fp.Score, Counts: fp.Counts}
-	for _, h := range fp.Hosts {
-		if h.Band != posture.BandNone {
-			card.Hosts++
+// dashCardFrom sums the fleet's current counts over a framework's rules
+// (ids; nil means every rule) and scores them as posture.Fleet scores a
+// fleet: over the hosts' summed counts. Hosts is the number of scanned
+// hosts.
+func dashCardFrom(id, title string, rules int, ids []string, rcs []store.RuleStatusCount, scanned int) dashCard {
+	var in map[string]bool
+	if ids != nil {
+		in = make(map[string]bool, len(ids))
+		for _, r := range ids {
+			in[r] = true
 		}
 	}
-	if card.Hosts > 0 {
-		card.Band = posture.BandOf(fp.Score, fp.Counts.CriticalFail)
+	card := dashCard{ID: id, Title: title, Rules: rules, Hosts: scanned}
+	for _, rc := range rcs {
+		if in != nil && !in[rc.RuleID] {
+			continue
+		}
+		switch rc.Status {
+		case result.Pass:
+			card.Counts.Pass += rc.Hosts
+		case result.Fail:
+			card.Counts.Fail += rc.Hosts
+			if rc.Severity == rule.Critical {
+				card.Counts.CriticalFail += rc.Hosts
+			}
+		case result.Error:
+			card.Counts.Error += rc.Hosts
+		case result.Skipped:
+			card.Counts.Skipped += rc.Hosts
+		}
+	}
+	card.Score = posture.Score(card.Counts)
+	if scanned > 0 && card.Counts.Pass+card.Counts.Fail+card.Counts.Error > 0 {
+		card.Band = posture.BandOf(card.Score, card.Counts.CriticalFail)
 	}
 	return card
 }

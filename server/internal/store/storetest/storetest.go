@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, factsTests...)
 	tests = append(tests, enrollmentTests...)
 	tests = append(tests, dueTests...)
+	tests = append(tests, currentTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
