@@ -284,10 +284,13 @@ func TestFleetHostPage(t *testing.T) {
 	p := b.get(path)
 	wantPage(t, p, http.StatusOK, "<h1>web-1", "Score per framework", "All rules", `<svg class="chart"`,
 		idx.Rule(fleetRuleA).Title, idx.Rule(fleetRuleB).Title,
-		fmt.Sprintf(`href="/scans/%d/results/%s"`, f.webScan.ID, fleetRuleA),
 		fmt.Sprintf(`href="/rules/%s"`, fleetRuleA), fmt.Sprintf(`href="/scans/%d"`, f.webScan.ID),
 		"No system inventory reported yet")
-	wantAbsent(t, p, "Scan now") // a viewer may not trigger scans
+	// A viewer may neither trigger scans nor read evidence: no links to it.
+	wantAbsent(t, p, "Scan now", fmt.Sprintf(`href="/scans/%d/results/%s"`, f.webScan.ID, fleetRuleA))
+	// An auditor gets them; the filter checks below look at those links.
+	b = s.signIn("ann", api.RoleAuditor)
+	wantPage(t, b.get(path), http.StatusOK, fmt.Sprintf(`href="/scans/%d/results/%s"`, f.webScan.ID, fleetRuleA))
 	// Filters.
 	p = b.get(path + "?status=fail")
 	wantPage(t, p, http.StatusOK, idx.Rule(fleetRuleA).Title, "1 of 2 rules")
