@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vigilfleet/vigil/shared/version.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit bench bench-agents lint run clean fuzz rules-test coverage generate
+.PHONY: all build test unit bench bench-agents lint run clean fuzz rules-test coverage generate package package-test
 
 all: build
 
@@ -28,6 +28,7 @@ test: build lint
 		echo "== go test $$m"; \
 		(cd $$m && CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...); \
 	done
+	$(MAKE) package-test
 
 # Unit tests only (fast; skips the SSH harness).
 unit:
@@ -80,11 +81,12 @@ lint:
 	@out="$$(gofmt -l $(MODULES) tools)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
 
-# Runs Vigil on this machine. Until the server and agent land, that is the
-# engine scanning the local host with the repository's corpus.
+# Runs the whole of Vigil on this machine (scripts/run-local.sh): the server
+# with its SQLite store in .vigil-run/, an admin, a local agent enrolled with
+# a join token, and the first scan of this machine; prints the UI's URL and
+# credentials. Ctrl-C stops everything; a second run reuses .vigil-run/.
 run: build
-	@# Exit status 1 means "some rule failed": findings, not a broken run.
-	./$(BIN)/vigil check --rules rules || [ $$? -eq 1 ]
+	@VIGIL_RUN_BIN=$(CURDIR)/$(BIN) ./scripts/run-local.sh
 
 # Regenerates committed code: the agent protocol from shared/proto with
 # protoc (Debian's protobuf-compiler) and plugins pinned in tools/go.mod.
@@ -98,6 +100,63 @@ generate:
 		--go_out=shared --go_opt=module=github.com/vigilfleet/vigil/shared \
 		--go-grpc_out=shared --go-grpc_opt=module=github.com/vigilfleet/vigil/shared \
 		$(PROTOS)
+
+# Packages: vigil-agent and vigil-server (.deb and .rpm for each of
+# PKG_ARCHES) and the noarch vigil-rules, built with nfpm pinned in
+# tools/go.mod, written into $(DIST)/ under nfpm's default names
+# (vigil-agent_VERSION_amd64.deb, vigil-agent-VERSION.x86_64.rpm, ...).
+# The package version is VERSION when given (make package VERSION=1.2.0),
+# else derived from git so that later commits sort higher: the last
+# v-tag plus "+git<commits since>.<sha>", or 0.0.0~git<commits>.<sha>
+# before the first tag. The binaries carry the same version.
+# SIGNING_KEY=FILE (an armored OpenPGP private key; passphrase in
+# NFPM_PASSPHRASE) signs every package (rpm header signature, deb debsigs
+# _gpgorigin); without it the packages are unsigned. BUNDLE_PUBKEY=FILE
+# ships a bundle public key in vigil-rules (see packaging/rules/README.trust).
+DIST       ?= dist
+PKG_ARCHES ?= amd64 arm64
+ifneq ($(filter command line environment,$(origin VERSION)),)
+PKG_VERSION ?= $(VERSION)
+else
+PKG_VERSION ?= $(shell \
+	if d=$$(git describe --tags --long --match 'v[0-9]*' 2>/dev/null); then \
+		echo "$$d" | sed -E 's/^v//; s/-([0-9]+)-g([0-9a-f]+)$$/+git\1.\2/'; \
+	else \
+		echo "0.0.0~git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	fi)
+endif
+PKG_LDFLAGS = -s -w -X github.com/vigilfleet/vigil/shared/version.Version=$(PKG_VERSION)
+SIGNING_KEY   ?=
+BUNDLE_PUBKEY ?=
+
+package:
+	@echo '$(PKG_VERSION)' | grep -Eq '^[0-9][A-Za-z0-9.+~]*$$' || \
+		{ echo "package: version '$(PKG_VERSION)' is not a valid deb and rpm version (digits first; letters, digits, . + ~; no -)"; exit 1; }
+	@if [ -n "$(SIGNING_KEY)" ] && [ ! -r "$(SIGNING_KEY)" ]; then echo "package: SIGNING_KEY $(SIGNING_KEY) is not readable"; exit 1; fi
+	@set -e; dist=$(abspath $(DIST)); rm -rf "$$dist/build"; mkdir -p "$$dist/build/rules" "$$dist/build/keys"; \
+	for arch in $(PKG_ARCHES); do \
+		out="$$dist/build/linux_$$arch"; echo "== build linux/$$arch $(PKG_VERSION)"; \
+		(cd engine && GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o "$$out/vigil" ./cmd/vigil); \
+		(cd agent  && GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o "$$out/vigil-agent" ./cmd/vigil-agent); \
+		(cd server && GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o "$$out/vigil-server" ./cmd/vigil-server); \
+	done; \
+	tar -C rules --exclude=./tests -cf - . | tar -C "$$dist/build/rules" -xf -; \
+	chmod -R u=rwX,go=rX "$$dist/build/rules" "$$dist/build/keys"; \
+	if [ -n "$(BUNDLE_PUBKEY)" ]; then install -m 0644 "$(BUNDLE_PUBKEY)" "$$dist/build/keys/vigil-bundle.pub"; fi; \
+	export VERSION='$(PKG_VERSION)' STAGE="$$dist/build" SIGNING_KEY='$(if $(SIGNING_KEY),$(abspath $(SIGNING_KEY)))'; \
+	for arch in $(PKG_ARCHES); do for fmt in deb rpm; do \
+		(cd tools && PKGARCH=$$arch BUILD="$$dist/build/linux_$$arch" $(GO) tool nfpm pkg -f ../nfpm.yaml -p $$fmt -t "$$dist/" && \
+		 PKGARCH=$$arch BUILD="$$dist/build/linux_$$arch" $(GO) tool nfpm pkg -f ../packaging/server/nfpm.yaml -p $$fmt -t "$$dist/"); \
+	done; done; \
+	for fmt in deb rpm; do (cd tools && $(GO) tool nfpm pkg -f ../packaging/rules/nfpm.yaml -p $$fmt -t "$$dist/"); done; \
+	rm -rf "$$dist/build"; ls -l "$$dist"
+
+# Builds the packages into a temporary directory twice (two versions),
+# inspects them with dpkg-deb and rpm, installs, upgrades, removes and
+# purges the debs inside a copy of the Debian 12 test root, and checks
+# signatures with rpm -K and debsig-verify. Needs root (chroot, mounts).
+package-test:
+	cd tools && $(GO) test -count=1 -timeout 30m ./packagetest/
 
 clean:
 	rm -rf $(BIN) dist
