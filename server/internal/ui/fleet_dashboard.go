@@ -132,6 +132,7 @@ func (u *UI) dashboard(c *gin.Context) {
 			}
 		}
 		d.All = dashCardFrom("", "All rules", 0, nil, rcs, scanned)
+		d.TopRules = u.mostFailed(rcs)
 		d.Frameworks = make([]dashCard, len(fws))
 		for i, fw := range fws {
 			ids, _ := u.d.Posture.Index().RuleIDs(fw.ID)
@@ -142,10 +143,6 @@ func (u *UI) dashboard(c *gin.Context) {
 	g.Go(func() error {
 		trend, err := u.fleetTrend(gctx, hosts, days, now)
 		d.Chart = lineChart(fmt.Sprintf("Fleet average score per day, last %d days", days), trend)
-		return err
-	})
-	g.Go(func() (err error) {
-		d.TopRules, err = u.mostFailed(gctx)
 		return err
 	})
 	g.Go(func() (err error) {
@@ -300,24 +297,34 @@ func (u *UI) fleetTrend(ctx context.Context, hosts []store.Host, days int, now t
 	return out, nil
 }
 
-// mostFailed lists the rules failing on the most hosts now, from one
-// grouped store query over current state; a rule in the index shows its
-// title and indexed severity.
-func (u *UI) mostFailed(ctx context.Context) ([]dashFailedRule, error) {
-	top, err := u.d.Store.TopFailing(ctx, nil, dashMaxTopRules)
-	if err != nil {
-		return nil, fmt.Errorf("most failed rules: %w", err)
+// mostFailed lists the rules failing on the most hosts now, from the same
+// per-rule counts that score the framework cards (no further query).
+func (u *UI) mostFailed(rcs []store.RuleStatusCount) []dashFailedRule {
+	hosts := map[string]int{}
+	for _, rc := range rcs {
+		if rc.Status == result.Fail {
+			hosts[rc.RuleID] += rc.Hosts
+		}
 	}
-	out := make([]dashFailedRule, len(top))
 	idx := u.d.Posture.Index()
-	for i, rf := range top {
-		fr := dashFailedRule{ID: rf.RuleID, Title: rf.RuleID, Severity: rf.Severity, Hosts: rf.Hosts}
-		if r := idx.Rule(rf.RuleID); r != nil {
+	out := make([]dashFailedRule, 0, len(hosts))
+	for id, n := range hosts {
+		fr := dashFailedRule{ID: id, Title: id, Hosts: n}
+		if r := idx.Rule(id); r != nil {
 			fr.Title, fr.Severity, fr.Known = r.Title, r.Severity, true
 		}
-		out[i] = fr
+		out = append(out, fr)
 	}
-	return out, nil
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Hosts != out[j].Hosts {
+			return out[i].Hosts > out[j].Hosts
+		}
+		return out[i].ID < out[j].ID
+	})
+	if len(out) > dashMaxTopRules {
+		out = out[:dashMaxTopRules]
+	}
+	return out
 }
 
 // needAttention lists hosts never scanned, overdue (last scan older than
