@@ -275,14 +275,11 @@ func (s *Server) createHost(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := s.d.Store.HostByName(ctx, req.Name); err == nil {
+	h, err := s.d.Store.CreateHost(ctx, store.Host{Name: req.Name, Address: req.Address, OS: req.OS, Labels: req.Labels, Groups: groups})
+	if errors.Is(err, store.ErrConflict) {
 		fail(c, http.StatusConflict, "conflict", "name", fmt.Sprintf("a host named %q already exists", req.Name))
 		return
-	} else if !errors.Is(err, store.ErrNotFound) {
-		s.internal(c, err)
-		return
 	}
-	h, err := s.d.Store.UpsertHost(ctx, store.Host{Name: req.Name, Address: req.Address, OS: req.OS, Labels: req.Labels, Groups: groups})
 	if err != nil {
 		s.internal(c, err)
 		return

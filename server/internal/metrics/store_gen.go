@@ -69,6 +69,12 @@ func (s *Store) CreateGroup(ctx context.Context, a1 store.Group) (store.Group, e
 	return s.Store.CreateGroup(ctx, a1)
 }
 
+// CreateHost times store.Store.CreateHost.
+func (s *Store) CreateHost(ctx context.Context, a1 store.Host) (store.Host, error) {
+	defer s.m.observeStore("CreateHost", time.Now())
+	return s.Store.CreateHost(ctx, a1)
+}
+
 // CreateJoinToken times store.Store.CreateJoinToken.
 func (s *Store) CreateJoinToken(ctx context.Context, a1 store.JoinToken) (store.JoinToken, error) {
 	defer s.m.observeStore("CreateJoinToken", time.Now())

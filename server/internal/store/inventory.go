@@ -7,6 +7,11 @@ import (
 
 // Inventory is what the server knows about the fleet beyond findings.
 type Inventory interface {
+	// CreateHost adds a host, or brings back a deleted one of that name
+	// with its history; a live host of that name is ErrConflict. Unlike
+	// UpsertHost it never changes an existing host, so two callers creating
+	// the same name at once cannot overwrite each other.
+	CreateHost(ctx context.Context, h Host) (Host, error)
 	// Host returns one host that is not deleted.
 	Host(ctx context.Context, id int64) (Host, error)
 	// HostByName returns the host with that name that is not deleted.

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentReplay", testConcurrentReplay},
 	}
 	tests = append(tests, inventoryTests...)
+	tests = append(tests, createHostTests...)
 	tests = append(tests, scheduleTests...)
 	tests = append(tests, accountsTests...)
 	tests = append(tests, factsTests...)
