@@ -48,3 +48,34 @@ func VerifyAudit(entries []AuditEntry) error {
 	}
 	return nil
 }
+
+// ChainAudit completes an entry to append after the entry (lastID,
+// lastHash), lastID 0 meaning an empty log: it sets ID, PrevHash, a
+// microsecond At (now when zero), an empty Detail as "{}" and Hash. Both
+// drivers call it under their append lock.
+func ChainAudit(e AuditEntry, lastID int64, lastHash string) AuditEntry {
+	if lastID == 0 {
+		lastHash = AuditGenesis
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	if e.Detail == "" {
+		e.Detail = "{}"
+	}
+	e.ID, e.PrevHash, e.At = lastID+1, lastHash, Micro(e.At)
+	e.Hash = AuditHash(e)
+	return e
+}
+
+// AuditLimit applies AuditFilter.Limit's default (100) and a cap (1000) so
+// one request cannot read the whole log at once.
+func AuditLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}

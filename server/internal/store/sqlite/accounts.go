@@ -256,7 +256,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.Audi
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return store.AuditEntry{}, fmt.Errorf("append audit %s: read last entry: %w", e.Action, err)
 	}
-	e = chainAudit(e, lastID, lastHash)
+	e = store.ChainAudit(e, lastID, lastHash)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log(id, at, actor, action, target, detail, source, request_id,
 			prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, micros(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.RequestID, e.PrevHash, e.Hash); err != nil {
@@ -296,7 +296,7 @@ func (s *Store) Audit(ctx context.Context, f store.AuditFilter) ([]store.AuditEn
 		q += " DESC"
 	}
 	q += " LIMIT ?"
-	args = append(args, auditLimit(f.Limit))
+	args = append(args, store.AuditLimit(f.Limit))
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
@@ -317,33 +317,4 @@ func (s *Store) Audit(ctx context.Context, f store.AuditFilter) ([]store.AuditEn
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	return out, nil
-}
-
-// chainAudit links e after the entry (lastID, lastHash): lastID 0 means
-// the log is empty and e follows store.AuditGenesis.
-func chainAudit(e store.AuditEntry, lastID int64, lastHash string) store.AuditEntry {
-	if lastID == 0 {
-		lastHash = store.AuditGenesis
-	}
-	if e.At.IsZero() {
-		e.At = time.Now()
-	}
-	if e.Detail == "" {
-		e.Detail = "{}"
-	}
-	e.ID, e.PrevHash, e.At = lastID+1, lastHash, store.Micro(e.At)
-	e.Hash = store.AuditHash(e)
-	return e
-}
-
-// auditLimit applies AuditFilter.Limit's default (100) and a cap (1000) so
-// one request cannot read the whole log at once.
-func auditLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
 }
