@@ -21,7 +21,8 @@ import (
 	"github.com/vigilfleet/vigil/engine/rule"
 	"github.com/vigilfleet/vigil/server/internal/store"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -60,7 +61,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{w: w, r: r}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetrying(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -105,6 +106,41 @@ func (s *Store) Ready(ctx context.Context) error {
 		return fmt.Errorf("sqlite: %d of %d migrations applied: %w", applied, len(names), store.ErrMigrationsPending)
 	}
 	return nil
+}
+
+// migrateRetrying runs migrate, retrying while the file is busy. SQLite does
+// not call the busy handler in every case: a connection opening a new file
+// while another switches it to WAL, or one that finds the write-ahead log
+// being recovered, gets SQLITE_BUSY at once. Replicas or a restart that race
+// on one file then wait for each other instead of failing to start. Bounded
+// to busyAttempts tries, about 15 s in all.
+func (s *Store) migrateRetrying(ctx context.Context) error {
+	const busyAttempts = 60
+	var err error
+	for attempt := range busyAttempts {
+		if err = s.migrate(ctx); err == nil || !isBusy(err) {
+			return err
+		}
+		s.w.SetMaxIdleConns(0) // drop the connection that saw the lock
+		s.w.SetMaxIdleConns(2)
+		wait := time.Duration(attempt+1) * 25 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(min(wait, 500*time.Millisecond)):
+		}
+	}
+	return fmt.Errorf("%w (still busy after %d attempts)", err, busyAttempts)
+}
+
+// isBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY
+// and its extended codes).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return false
 }
 
 // migrate applies every embedded migration not yet recorded, all in one
