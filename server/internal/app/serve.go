@@ -15,11 +15,15 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/vigilfleet/vigil/engine/rule"
 	"github.com/vigilfleet/vigil/server/internal/agentapi"
 	"github.com/vigilfleet/vigil/server/internal/agentless"
 	"github.com/vigilfleet/vigil/server/internal/api"
 	"github.com/vigilfleet/vigil/server/internal/config"
+	"github.com/vigilfleet/vigil/server/internal/export"
+	"github.com/vigilfleet/vigil/server/internal/governance"
 	"github.com/vigilfleet/vigil/server/internal/metrics"
+	"github.com/vigilfleet/vigil/server/internal/notify"
 	"github.com/vigilfleet/vigil/server/internal/posture"
 	"github.com/vigilfleet/vigil/server/internal/schedule"
 	"github.com/vigilfleet/vigil/server/internal/secrets"
@@ -105,10 +109,15 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	notifier, gov, exporter, err := buildGovernance(cfg, st, box, post, met, owner, log)
+	if err != nil {
+		return err
+	}
+
 	wake := func() { sched.Wake(); agents.Wake() }
 	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: wake,
 		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat,
-		Observe: met.ObserveHTTP})
+		Observe: met.ObserveHTTP, Governance: gov, Notifier: notifier, Exporter: exporter})
 	web, err := ui.New(ui.Deps{API: a, Store: st, Posture: post, Logger: log, CAPin: ca.Pin(), GRPCAddr: cfg.GRPCAddr, Wake: wake})
 	if err != nil {
 		return err
@@ -161,12 +170,70 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		g.Go(func() error { return sched.Run(gctx) })
 	}
 	g.Go(func() error { return retention(gctx, st, cfg.ResultsRetention.D(), log) })
+	g.Go(func() error { return gov.Run(gctx) })
 	err = g.Wait()
 	log.Info("vigil-server stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// buildGovernance builds the notifier, the governance service (made the
+// posture service's waivers, so every posture view applies approved
+// exceptions) and the exporter with its signing key.
+func buildGovernance(cfg config.Config, st store.Store, box *secrets.Box, post *posture.Service, met *metrics.Metrics,
+	serverName string, log *slog.Logger) (*notify.Notifier, *governance.Service, *export.Exporter, error) {
+	notifier, err := notify.New(notify.Options{Store: st, Box: box, Logger: log,
+		AllowNets: cfg.Notifications.AllowNets(), BaseURL: cfg.Notifications.BaseURL,
+		Observe: func(ch string, ok bool) {
+			if ok {
+				met.NotificationsDelivered.WithLabelValues(ch).Inc()
+			} else {
+				met.NotificationFailures.WithLabelValues(ch).Inc()
+			}
+		}})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("notifications: %w", err)
+	}
+	th, err := thresholds(cfg.Alerts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	gov, err := governance.New(governance.Config{Store: st, Posture: post, Sink: notifier, Logger: log,
+		Thresholds: th, Interval: cfg.Alerts.Interval.D(),
+		OnEvaluate: func(counts map[store.AlertState]int) {
+			for _, state := range []store.AlertState{store.AlertActive, store.AlertAcknowledged, store.AlertSilenced, store.AlertResolved} {
+				met.Alerts.WithLabelValues(string(state)).Set(float64(counts[state]))
+			}
+		}})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("alerts: %w", err)
+	}
+	post.SetWaivers(gov)
+	signer, err := export.LoadOrCreateSigner(cfg.ExportSigningKey())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("exports.signing_key %s: %w", cfg.ExportSigningKey(), err)
+	}
+	exporter := export.New(export.Deps{Store: st, Posture: post, Signer: signer, ServerName: serverName})
+	return notifier, gov, exporter, nil
+}
+
+// thresholds converts the alerts section into governance thresholds.
+func thresholds(a config.Alerts) (governance.Thresholds, error) {
+	th := governance.Thresholds{
+		ScoreDrop: a.ScoreDrop, ScoreDropWindow: a.ScoreDropWindow.D(), BandFloor: posture.Band(a.BandFloor),
+		MassDriftHosts: a.MassDriftHosts, MassDriftWindow: a.MassDriftWindow.D(), OverdueAfter: a.OverdueAfter.D(),
+		AgentOfflineAfter: a.AgentOfflineAfter.D(), ExpiringWithin: a.ExpiringWithin.D(),
+	}
+	for _, s := range a.FailingSeverities {
+		sev := rule.Severity(s)
+		if sev.Rank() == 0 {
+			return governance.Thresholds{}, fmt.Errorf("alerts.failing_severities: %q is not a severity", s)
+		}
+		th.FailingSeverities = append(th.FailingSeverities, sev)
+	}
+	return th, nil
 }
 
 // metricsAccess says in the start-up log who may scrape /metrics.

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,6 +102,76 @@ type Config struct {
 	// token /metrics requires. Empty: /metrics answers loopback clients
 	// only. The token itself never appears in a file or on a command line.
 	MetricsTokenEnv string `yaml:"metrics_token_env"`
+	// Alerts sets when governance opens alerts and how often it looks.
+	Alerts Alerts `yaml:"alerts"`
+	// Notifications tunes outbound alert delivery.
+	Notifications Notifications `yaml:"notifications"`
+	// Exports configures signed compliance exports.
+	Exports Exports `yaml:"exports"`
+}
+
+// Alerts are the alert thresholds (governance.Thresholds) and the
+// evaluation period, so operators tune noise without a rebuild.
+type Alerts struct {
+	// FailingSeverities are the rule severities whose move into fail
+	// opens a rule_failing alert.
+	FailingSeverities []string `yaml:"failing_severities"`
+	// ScoreDrop is how many points a host's score may fall below its best
+	// within ScoreDropWindow before score_drop alerts.
+	ScoreDrop       float64  `yaml:"score_drop"`
+	ScoreDropWindow Duration `yaml:"score_drop_window"`
+	// BandFloor: a host in a worse band alerts (band_drop).
+	BandFloor string `yaml:"band_floor"`
+	// MassDriftHosts hosts changing one rule to one status within
+	// MassDriftWindow alert (mass_drift).
+	MassDriftHosts  int      `yaml:"mass_drift_hosts"`
+	MassDriftWindow Duration `yaml:"mass_drift_window"`
+	// OverdueAfter: a host without a completed scan for this long alerts.
+	OverdueAfter Duration `yaml:"overdue_after"`
+	// AgentOfflineAfter: an active agent silent this long alerts.
+	AgentOfflineAfter Duration `yaml:"agent_offline_after"`
+	// ExpiringWithin: an approved exception expiring this soon alerts.
+	ExpiringWithin Duration `yaml:"expiring_within"`
+	// Interval is how often conditions are evaluated (and exceptions
+	// expired).
+	Interval Duration `yaml:"interval"`
+}
+
+// Notifications tunes outbound alert delivery.
+type Notifications struct {
+	// AllowNetworks are CIDRs delivery may reach although they are
+	// link-local or cloud metadata addresses, refused by default.
+	AllowNetworks []string `yaml:"allow_networks"`
+	// BaseURL is the web UI's external address, for links in messages;
+	// empty: messages carry no links.
+	BaseURL string `yaml:"base_url"`
+}
+
+// AllowNets returns AllowNetworks parsed; Validate has refused bad ones.
+func (n Notifications) AllowNets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range n.AllowNetworks {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// Exports configures signed exports.
+type Exports struct {
+	// SigningKey is the Ed25519 private key (PKCS#8 PEM, created on first
+	// start) exports are signed with; empty: DataDir/export-signing.key.
+	SigningKey string `yaml:"signing_key"`
+}
+
+// ExportSigningKey is the export signing key's path, the default in
+// DataDir when none is set.
+func (c *Config) ExportSigningKey() string {
+	if c.Exports.SigningKey != "" {
+		return c.Exports.SigningKey
+	}
+	return filepath.Join(c.DataDir, "export-signing.key")
 }
 
 // Scheduler tunes the adaptive scheduler. Intervals are per posture band.
@@ -145,6 +217,13 @@ func Default() Config {
 			Intervals: Intervals{Critical: h(4), Poor: h(8), Fair: h(12), Good: h(24), Excellent: h(48)},
 		},
 		Log: Log{Format: "auto", Level: "info"},
+		Alerts: Alerts{
+			FailingSeverities: []string{"critical", "high"},
+			ScoreDrop:         10, ScoreDropWindow: h(24), BandFloor: "fair",
+			MassDriftHosts: 5, MassDriftWindow: h(1), OverdueAfter: h(48),
+			AgentOfflineAfter: Duration(10 * time.Minute), ExpiringWithin: h(7 * 24),
+			Interval: Duration(time.Minute),
+		},
 	}
 }
 
@@ -266,6 +345,7 @@ func (c *Config) Validate() error {
 	if c.MetricsTokenEnv != "" && os.Getenv(c.MetricsTokenEnv) == "" {
 		bad("metrics_token_env", "environment variable %s is unset or empty", c.MetricsTokenEnv)
 	}
+	c.validateGovernance(bad)
 	switch c.Log.Format {
 	case "auto", "text", "json":
 	default:
@@ -277,6 +357,63 @@ func (c *Config) Validate() error {
 		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validateGovernance checks the alerts, notifications and exports
+// sections and fills the default export signing key path.
+func (c *Config) validateGovernance(bad func(field, format string, args ...any)) {
+	a := c.Alerts
+	if len(a.FailingSeverities) == 0 {
+		bad("alerts.failing_severities", "must list at least one of critical, high, medium, low")
+	}
+	for i, sev := range a.FailingSeverities {
+		switch sev {
+		case "critical", "high", "medium", "low":
+		default:
+			bad(fmt.Sprintf("alerts.failing_severities[%d]", i), "must be critical, high, medium or low, got %q", sev)
+		}
+	}
+	if a.ScoreDrop <= 0 || a.ScoreDrop > 100 {
+		bad("alerts.score_drop", "must be above 0 and at most 100, got %g", a.ScoreDrop)
+	}
+	switch a.BandFloor {
+	case "critical", "poor", "fair", "good", "excellent":
+	default:
+		bad("alerts.band_floor", "must be critical, poor, fair, good or excellent, got %q", a.BandFloor)
+	}
+	if a.MassDriftHosts < 2 {
+		bad("alerts.mass_drift_hosts", "must be at least 2, got %d", a.MassDriftHosts)
+	}
+	for _, d := range []struct {
+		field    string
+		v        Duration
+		min, max time.Duration
+	}{
+		{"alerts.score_drop_window", a.ScoreDropWindow, time.Hour, 90 * 24 * time.Hour},
+		{"alerts.mass_drift_window", a.MassDriftWindow, time.Minute, 7 * 24 * time.Hour},
+		{"alerts.overdue_after", a.OverdueAfter, time.Hour, 90 * 24 * time.Hour},
+		{"alerts.agent_offline_after", a.AgentOfflineAfter, time.Minute, 30 * 24 * time.Hour},
+		{"alerts.expiring_within", a.ExpiringWithin, time.Hour, 365 * 24 * time.Hour},
+		{"alerts.interval", a.Interval, 10 * time.Second, time.Hour},
+	} {
+		if d.v.D() < d.min || d.v.D() > d.max {
+			bad(d.field, "must be between %s and %s, got %s", Duration(d.min), Duration(d.max), d.v)
+		}
+	}
+	for i, n := range c.Notifications.AllowNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad(fmt.Sprintf("notifications.allow_networks[%d]", i), "%q is not a CIDR network (e.g. 169.254.10.0/24)", n)
+		}
+	}
+	if b := c.Notifications.BaseURL; b != "" {
+		u, err := url.Parse(b)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("notifications.base_url", "%q is not an http(s) URL such as https://vigil.example.com", b)
+		}
+	}
+	if c.Exports.SigningKey == "" && c.DataDir != "" {
+		c.Exports.SigningKey = c.ExportSigningKey()
+	}
 }
 
 // CheckRulesDir reports a rules directory that is missing; only commands

@@ -15,13 +15,18 @@ import (
 // moment asked about (not yet scanned then, or no rule of the framework
 // seen on it) has Band "" and zero counts and score.
 type HostPosture struct {
-	HostID     int64       `json:"host_id"`
-	Name       string      `json:"name"`
-	Score      float64     `json:"score"`
-	Band       Band        `json:"band"`
-	Counts     Counts      `json:"counts"`
-	LastScanAt *time.Time  `json:"last_scan_at,omitempty"`
-	Rules      []RuleState `json:"rules,omitempty"` // only when asked for
+	HostID int64   `json:"host_id"`
+	Name   string  `json:"name"`
+	Score  float64 `json:"score"`
+	Band   Band    `json:"band"`
+	Counts Counts  `json:"counts"`
+	// ScoreWithExceptions and BandWithExceptions count failures accepted
+	// by an approved exception (Counts.Accepted) as passing; Score and
+	// Band are the raw figures.
+	ScoreWithExceptions float64     `json:"score_with_exceptions"`
+	BandWithExceptions  Band        `json:"band_with_exceptions"`
+	LastScanAt          *time.Time  `json:"last_scan_at,omitempty"`
+	Rules               []RuleState `json:"rules,omitempty"` // only when asked for
 }
 
 // RuleState is one rule's state on a host at some moment.
@@ -31,6 +36,10 @@ type RuleState struct {
 	Severity rule.Severity `json:"severity"`
 	ScanID   int64         `json:"scan_id"`
 	Since    time.Time     `json:"since"`
+	// Accepted is set on a failing rule an approved exception covered at
+	// that moment; Status stays fail ("failed, accepted").
+	Accepted    bool  `json:"accepted,omitempty"`
+	ExceptionID int64 `json:"exception_id,omitempty"`
 }
 
 // FleetQuery selects a posture view.
@@ -44,13 +53,16 @@ type FleetQuery struct {
 
 // FleetPosture is the posture of a set of hosts at one moment.
 type FleetPosture struct {
-	At        time.Time     `json:"at"`
-	Framework string        `json:"framework,omitempty"`
-	Group     string        `json:"group,omitempty"`
-	Score     float64       `json:"score"` // over all the hosts' summed counts
-	Counts    Counts        `json:"counts"`
-	Bands     map[Band]int  `json:"bands"`
-	Hosts     []HostPosture `json:"hosts"`
+	At        time.Time `json:"at"`
+	Framework string    `json:"framework,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Score     float64   `json:"score"` // over all the hosts' summed counts
+	// ScoreWithExceptions is Score with accepted failures counted as
+	// passing.
+	ScoreWithExceptions float64       `json:"score_with_exceptions"`
+	Counts              Counts        `json:"counts"`
+	Bands               map[Band]int  `json:"bands"`
+	Hosts               []HostPosture `json:"hosts"`
 }
 
 // Fleet returns the posture of the selected hosts as it was at q.At, with
@@ -90,6 +102,9 @@ func (s *Service) Fleet(ctx context.Context, q FleetQuery) (FleetPosture, error)
 	if err != nil {
 		return FleetPosture{}, err
 	}
+	if err := s.applyWaivers(ctx, hosts, at, q, in, counts, states); err != nil {
+		return FleetPosture{}, err
+	}
 	for _, h := range hosts {
 		hp := HostPosture{HostID: h.ID, Name: h.Name, Rules: states[h.ID]}
 		if q.At.IsZero() && !h.LastScanAt.IsZero() {
@@ -98,12 +113,99 @@ func (s *Service) Fleet(ctx context.Context, q FleetQuery) (FleetPosture, error)
 		}
 		hp.Counts = counts[h.ID]
 		hp.Score, hp.Band = assess(hp.Counts)
+		hp.ScoreWithExceptions, hp.BandWithExceptions = assess(hp.Counts.withExceptions())
 		fp.Counts = fp.Counts.plus(hp.Counts)
 		fp.Bands[hp.Band]++
 		fp.Hosts = append(fp.Hosts, hp)
 	}
 	fp.Score, _ = assess(fp.Counts)
+	fp.ScoreWithExceptions, _ = assess(fp.Counts.withExceptions())
 	return fp, nil
+}
+
+// applyWaivers asks the waivers which rules approved exceptions accepted
+// at `at` and counts the failing ones among them as Accepted (in counts,
+// updated in place). With per-rule states it marks the accepted failing
+// rules there; otherwise it asks the store which of the covered rules
+// were failing, one query only when some exception applies at all. Rules
+// outside the framework filter `in` (nil: all) are not counted.
+func (s *Service) applyWaivers(ctx context.Context, hosts []store.Host, at time.Time, q FleetQuery,
+	in func(string) bool, counts map[int64]Counts, states map[int64][]RuleState) error {
+	if s.waivers == nil || len(hosts) == 0 || len(counts) == 0 {
+		return nil
+	}
+	acc, err := s.waivers.Accepted(ctx, at, hosts)
+	if err != nil {
+		return fmt.Errorf("posture: exceptions at %s: %w", at.Format(time.RFC3339), err)
+	}
+	if len(acc) == 0 {
+		return nil
+	}
+	if states != nil {
+		for hid, rs := range states {
+			c := counts[hid]
+			for i := range rs {
+				id, ok := acc[hid][rs[i].RuleID]
+				if !ok || rs[i].Status != result.Fail {
+					continue
+				}
+				rs[i].Accepted, rs[i].ExceptionID = true, id
+				c.Accepted++
+				if rs[i].Severity == rule.Critical {
+					c.AcceptedCritical++
+				}
+			}
+			counts[hid] = c
+		}
+		return nil
+	}
+	ruleSet := map[string]bool{}
+	var hostIDs []int64
+	for _, h := range hosts {
+		m := acc[h.ID]
+		if len(m) == 0 {
+			continue
+		}
+		if _, counted := counts[h.ID]; !counted {
+			continue // no state at `at`: nothing can be failing
+		}
+		hostIDs = append(hostIDs, h.ID)
+		for r := range m {
+			if in == nil || in(r) {
+				ruleSet[r] = true
+			}
+		}
+	}
+	if len(ruleSet) == 0 || len(hostIDs) == 0 {
+		return nil
+	}
+	ruleIDs := make([]string, 0, len(ruleSet))
+	for r := range ruleSet {
+		ruleIDs = append(ruleIDs, r)
+	}
+	slices.Sort(ruleIDs)
+	if q.Group == "" && q.HostID == 0 && len(hostIDs) == len(hosts) {
+		hostIDs = nil // the whole fleet: cheaper for the store than a long list
+	}
+	failing, err := s.st.FailingAt(ctx, q.At, ruleIDs, hostIDs)
+	if err != nil {
+		return fmt.Errorf("posture: accepted failures at %s: %w", at.Format(time.RFC3339), err)
+	}
+	for _, f := range failing {
+		if _, ok := acc[f.HostID][f.RuleID]; !ok {
+			continue
+		}
+		c, ok := counts[f.HostID]
+		if !ok {
+			continue
+		}
+		c.Accepted++
+		if f.Severity == rule.Critical {
+			c.AcceptedCritical++
+		}
+		counts[f.HostID] = c
+	}
+	return nil
 }
 
 // selectHosts returns the hosts a query names, ordered by name.

@@ -10,11 +10,14 @@
 package posture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/vigilfleet/vigil/engine/result"
+	"github.com/vigilfleet/vigil/server/internal/store"
 )
 
 // Band is a posture band. The scheduler scans worse bands more often.
@@ -43,6 +46,11 @@ type Counts struct {
 	Error        int `json:"error"`
 	Skipped      int `json:"skipped"`
 	CriticalFail int `json:"critical_fail"`
+	// Accepted counts the failures (included in Fail) that an approved
+	// exception covers; AcceptedCritical those of severity critical
+	// (included in CriticalFail).
+	Accepted         int `json:"accepted"`
+	AcceptedCritical int `json:"accepted_critical,omitempty"`
 }
 
 // add counts one rule state; critical says the rule's severity is critical.
@@ -65,7 +73,18 @@ func (c *Counts) add(st result.Status, critical bool) {
 // plus returns the sum of two counts.
 func (c Counts) plus(o Counts) Counts {
 	return Counts{Pass: c.Pass + o.Pass, Fail: c.Fail + o.Fail, Error: c.Error + o.Error,
-		Skipped: c.Skipped + o.Skipped, CriticalFail: c.CriticalFail + o.CriticalFail}
+		Skipped: c.Skipped + o.Skipped, CriticalFail: c.CriticalFail + o.CriticalFail,
+		Accepted: c.Accepted + o.Accepted, AcceptedCritical: c.AcceptedCritical + o.AcceptedCritical}
+}
+
+// withExceptions returns the counts with accepted failures moved to pass,
+// which is what the *WithExceptions scores and bands are computed on.
+func (c Counts) withExceptions() Counts {
+	c.Pass += c.Accepted
+	c.Fail -= c.Accepted
+	c.CriticalFail -= c.AcceptedCritical
+	c.Accepted, c.AcceptedCritical = 0, 0
+	return c
 }
 
 // empty reports whether no rule state was counted at all.
@@ -138,4 +157,14 @@ func unknownFramework(id string) error {
 
 func invalid(field, format string, args ...any) error {
 	return &ArgError{Field: field, Msg: fmt.Sprintf(format, args...), Err: ErrInvalidArgument}
+}
+
+// Waivers tells posture which failures approved exceptions accept. The
+// governance package implements it; posture only applies the answer.
+type Waivers interface {
+	// Accepted returns, per host id, the rules an approved exception
+	// covered at `at` (zero: now) mapped to that exception's id, for the
+	// given hosts. Only rules failing there matter to the caller, but the
+	// answer may include others.
+	Accepted(ctx context.Context, at time.Time, hosts []store.Host) (map[int64]map[string]int64, error)
 }

@@ -18,10 +18,15 @@ const clockSkew = time.Hour
 
 // Service answers posture questions from the store.
 type Service struct {
-	st  store.Store
-	idx *Index
-	now func() time.Time
+	st      store.Store
+	idx     *Index
+	now     func() time.Time
+	waivers Waivers // nil: no exceptions applied
 }
+
+// SetWaivers makes the service apply approved exceptions (Counts.Accepted,
+// the *WithExceptions scores, RuleState.Accepted). Call it before serving.
+func (s *Service) SetWaivers(w Waivers) { s.waivers = w }
 
 // NewService returns a Service; now is the clock (time.Now in production).
 func NewService(st store.Store, idx *Index, now func() time.Time) *Service {
