@@ -34,6 +34,7 @@ type Store interface {
 	Accounts   // users, tokens, audit log (accounts.go)
 	Enrollment // join tokens, agent certificates, bundles (enrollment.go)
 	Facts      // host inventory: packages, services, ports... (facts.go)
+	Governance // exceptions, alerts, notification channels (governance.go)
 
 	// UpsertHost creates the host or replaces its address, OS, labels,
 	// groups and owning agent, keyed by name, and returns it with its id.
