@@ -248,8 +248,7 @@ func TestOpsMetricsAfterScan(t *testing.T) {
 		{`vigil_hosts_overdue`, 0},
 		{`vigil_scans_running`, 0},
 		{`vigil_agents_connected`, 0},
-		{`vigil_alerts{state="open"}`, 0},
-		{`vigil_notification_failures_total{channel="webhook"}`, 0},
+		{`vigil_alerts{state="active"}`, 0},
 	}
 	for _, c := range atLeast {
 		v, ok := metricValue(text, c.series)

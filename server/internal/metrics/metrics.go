@@ -94,15 +94,11 @@ func New() *Metrics {
 	for _, s := range []string{string(store.ScanCompleted), string(store.ScanFailed)} {
 		m.scansEnded.WithLabelValues(s)
 	}
-	// Alert states and notification channels are registered at zero so
-	// that dashboards and alert rules see the series before the first
-	// alert or notification (the governance work feeds them).
-	for _, s := range []string{"open", "acknowledged", "resolved"} {
+	// Alert states are registered at zero so that dashboards and alert
+	// rules see the series before the first alert; notification series
+	// appear per channel name with its first delivery.
+	for _, s := range []string{"active", "acknowledged", "silenced", "resolved"} {
 		m.Alerts.WithLabelValues(s).Set(0)
-	}
-	for _, c := range []string{"webhook", "slack", "email"} {
-		m.NotificationsDelivered.WithLabelValues(c)
-		m.NotificationFailures.WithLabelValues(c)
 	}
 	return m
 }

@@ -42,7 +42,7 @@ func TestHandlerAccess(t *testing.T) {
 			if rec.Code != tc.code {
 				t.Fatalf("code %d, want %d", rec.Code, tc.code)
 			}
-			if tc.code == 200 && !strings.Contains(rec.Body.String(), `vigil_alerts{state="open"} 0`) {
+			if tc.code == 200 && !strings.Contains(rec.Body.String(), `vigil_alerts{state="active"} 0`) {
 				t.Fatalf("zero-valued alert family missing:\n%s", rec.Body)
 			}
 		})
