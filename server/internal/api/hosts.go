@@ -615,11 +615,17 @@ func (s *Server) hostFindings(c *gin.Context) {
 	}
 	ruleID := c.Query("rule")
 	ctx := c.Request.Context()
-	if _, err := s.d.Store.Host(ctx, id); err != nil {
+	h, err := s.d.Store.Host(ctx, id)
+	if err != nil {
 		s.internal(c, err)
 		return
 	}
 	state, err := s.d.Store.CurrentState(ctx, id)
+	if err != nil {
+		s.internal(c, err)
+		return
+	}
+	accepted, err := s.acceptedNow(c, h)
 	if err != nil {
 		s.internal(c, err)
 		return
@@ -632,9 +638,27 @@ func (s *Server) hostFindings(c *gin.Context) {
 			(ruleID != "" && f.RuleID != ruleID) {
 			continue
 		}
-		out = append(out, s.toFindingJSON(f))
+		fj := s.toFindingJSON(f)
+		if exc := accepted[f.RuleID]; exc != 0 && f.Status == result.Fail {
+			fj.Accepted, fj.ExceptionID = true, exc
+		}
+		out = append(out, fj)
 	}
 	c.JSON(http.StatusOK, gin.H{"host_id": id, "findings": out})
+}
+
+// acceptedNow returns the rules an approved exception covers on h now,
+// mapped to the exception's id; nil when the server runs without
+// governance.
+func (s *Server) acceptedNow(c *gin.Context, h store.Host) (map[string]int64, error) {
+	if s.d.Governance == nil {
+		return nil, nil
+	}
+	m, err := s.d.Governance.Accepted(c.Request.Context(), s.now(), []store.Host{h})
+	if err != nil {
+		return nil, fmt.Errorf("exceptions covering host %d: %w", h.ID, err)
+	}
+	return m[h.ID], nil
 }
 
 // findingJSON is a rule's state on a host, or one result of a scan.
@@ -648,6 +672,10 @@ type findingJSON struct {
 	ScanID        int64         `json:"scan_id"`
 	ObservedAt    *time.Time    `json:"observed_at"`
 	EvidenceHash  string        `json:"evidence_hash"`
+	// Accepted is set on a failing rule an approved exception covers now
+	// (host findings only); Status stays fail ("failed, accepted").
+	Accepted    bool  `json:"accepted,omitempty"`
+	ExceptionID int64 `json:"exception_id,omitempty"`
 }
 
 func (s *Server) toFindingJSON(f store.Finding) findingJSON {

@@ -24,11 +24,13 @@ func permsOf(role string) []Perm {
 	case RoleViewer:
 		return []Perm{PermFleetRead, PermSelf}
 	case RoleAuditor:
-		return []Perm{PermFleetRead, PermEvidenceRead, PermAuditRead, PermSelf}
+		return []Perm{PermFleetRead, PermEvidenceRead, PermAuditRead, PermExport, PermSelf}
 	case RoleOperator:
-		return []Perm{PermFleetRead, PermEvidenceRead, PermHostsWrite, PermScanTrigger, PermSelf}
+		return []Perm{PermFleetRead, PermEvidenceRead, PermHostsWrite, PermScanTrigger, PermExceptionsRequest,
+			PermAlertsManage, PermExport, PermSelf}
 	case RoleSecurityAdmin:
-		return []Perm{PermFleetRead, PermEvidenceRead, PermAuditRead, PermHostsWrite, PermScanTrigger, PermAgentsManage, PermSelf}
+		return []Perm{PermFleetRead, PermEvidenceRead, PermAuditRead, PermHostsWrite, PermScanTrigger, PermAgentsManage,
+			PermExceptionsRequest, PermExceptionsDecide, PermAlertsManage, PermChannelsManage, PermExport, PermSelf}
 	case RoleAdmin:
 		return allPerms()
 	}
@@ -38,7 +40,8 @@ func permsOf(role string) []Perm {
 // allPerms lists every permission a route can require except PermPublic.
 func allPerms() []Perm {
 	return []Perm{PermSelf, PermFleetRead, PermEvidenceRead, PermAuditRead, PermHostsWrite,
-		PermScanTrigger, PermAgentsManage, PermUsersManage}
+		PermScanTrigger, PermAgentsManage, PermUsersManage, PermExceptionsRequest, PermExceptionsDecide,
+		PermAlertsManage, PermChannelsManage, PermExport}
 }
 
 // Roles returns the role names, least privileged first, so the UI and the

@@ -14,16 +14,20 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/vigilfleet/vigil/server/internal/notify"
+	"github.com/vigilfleet/vigil/server/internal/secrets"
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
 
 func TestPermissionMatrix(t *testing.T) {
 	want := map[string][]Perm{
-		RoleViewer:        {PermFleetRead, PermSelf},
-		RoleAuditor:       {PermFleetRead, PermEvidenceRead, PermAuditRead, PermSelf},
-		RoleOperator:      {PermFleetRead, PermEvidenceRead, PermHostsWrite, PermScanTrigger, PermSelf},
-		RoleSecurityAdmin: {PermFleetRead, PermEvidenceRead, PermAuditRead, PermHostsWrite, PermScanTrigger, PermAgentsManage, PermSelf},
-		RoleAdmin:         allPerms(),
+		RoleViewer:  {PermFleetRead, PermSelf},
+		RoleAuditor: {PermFleetRead, PermEvidenceRead, PermAuditRead, PermExport, PermSelf},
+		RoleOperator: {PermFleetRead, PermEvidenceRead, PermHostsWrite, PermScanTrigger, PermExceptionsRequest,
+			PermAlertsManage, PermExport, PermSelf},
+		RoleSecurityAdmin: {PermFleetRead, PermEvidenceRead, PermAuditRead, PermHostsWrite, PermScanTrigger, PermAgentsManage,
+			PermExceptionsRequest, PermExceptionsDecide, PermAlertsManage, PermChannelsManage, PermExport, PermSelf},
+		RoleAdmin: allPerms(),
 	}
 	if got := Roles(); !slices.Equal(got, []string{"viewer", "auditor", "operator", "security_admin", "admin"}) {
 		t.Fatalf("Roles() = %v", got)
@@ -58,6 +62,9 @@ type walkFixture struct {
 	victim      store.User // a user to update or delete
 	ruleID      string
 	n           int // unique suffix
+	// Governance objects: a requested and an approved exception (requested
+	// by someone else than the caller), an active alert, a webhook channel.
+	requested, approved, alert, channel int64
 }
 
 // knownHostsLine is a syntactically valid known_hosts line with a fresh key.
@@ -105,8 +112,52 @@ func (e *env) fixture(role string, n int) walkFixture {
 		e.t.Fatal(err)
 	}
 	f.agent = a.ID
+	if e.s.d.Governance != nil {
+		e.govFixture(&f)
+	}
 	return f
 }
+
+// govFixture adds the governance objects to a fixture, straight into the
+// store (and the notifier, which seals the channel's URL).
+func (e *env) govFixture(f *walkFixture) {
+	e.t.Helper()
+	ctx := context.Background()
+	now := e.clock.Now()
+	ex := store.Exception{RuleID: f.ruleID, HostID: f.host, Justification: "walk fixture exception",
+		State: store.ExceptionRequested, RequestedBy: "requester", RequestedAt: now}
+	req, err := e.st.CreateException(ctx, ex)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f.requested = req.ID
+	appr, err := e.st.CreateException(ctx, ex)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.st.DecideException(ctx, store.ExceptionDecision{ID: appr.ID, From: []store.ExceptionState{store.ExceptionRequested},
+		To: store.ExceptionApproved, By: "approver", At: now}); err != nil {
+		e.t.Fatal(err)
+	}
+	f.approved = appr.ID
+	al, _, err := e.st.RaiseAlert(ctx, store.Alert{Kind: "scan_overdue", Key: fmt.Sprintf("scan_overdue/host/%d", f.host),
+		Severity: "medium", HostID: f.host, Title: "overdue", Detail: "{}", At: now})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f.alert = al.ID
+	ch, err := e.s.d.Notifier.Create(ctx, notify.ChannelInput{Name: fmt.Sprintf("chan%d", f.n), Kind: notify.KindWebhook,
+		Settings: map[string]string{"url": walkHookURL}}, "fixture")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f.channel = ch.ID
+}
+
+// walkHookURL is where the walk's channels point: the discard port on
+// loopback, where nothing listens, so a test message fails fast (the
+// route still answers 200 with ok false).
+const walkHookURL = "http://127.0.0.1:9/hooks/walk"
 
 // path fills a route's parameters from the fixture.
 func (f walkFixture) path(route string) string {
@@ -126,9 +177,26 @@ func (f walkFixture) path(route string) string {
 		id = f.ruleID
 	case strings.HasPrefix(route, "/api/v1/agents/"):
 		id = strconv.FormatInt(f.agent, 10)
+	case strings.HasPrefix(route, "/api/v1/exceptions/") && strings.HasSuffix(route, "/revoke"):
+		id = strconv.FormatInt(f.approved, 10)
+	case strings.HasPrefix(route, "/api/v1/exceptions/"):
+		id = strconv.FormatInt(f.requested, 10)
+	case strings.HasPrefix(route, "/api/v1/alerts/"):
+		id = strconv.FormatInt(f.alert, 10)
+	case strings.HasPrefix(route, "/api/v1/notification-channels/"):
+		id = strconv.FormatInt(f.channel, 10)
 	}
 	p := strings.Replace(route, ":id", id, 1)
+	if isExportRoute(route) {
+		p += "?format=json"
+	}
 	return strings.Replace(p, ":rule", f.ruleID, 1)
+}
+
+// isExportRoute reports whether a route renders an export: a GET that
+// writes an audit entry (export.create).
+func isExportRoute(route string) bool {
+	return strings.HasSuffix(route, "/export") || route == "/api/v1/export"
 }
 
 // body is a request body the route accepts for this fixture.
@@ -153,6 +221,14 @@ func (f walkFixture) body(t *testing.T, method, route string) any {
 		return map[string]string{"name": "ci"}
 	case "POST /api/v1/enrollment-tokens":
 		return map[string]any{"ttl": "1h", "uses": 1}
+	case "POST /api/v1/exceptions":
+		return map[string]any{"host_id": f.host, "rule_id": f.ruleID, "justification": "walk: accepted for the test"}
+	case "POST /api/v1/alerts/:id/silence":
+		return map[string]string{"until": "2026-01-16T00:00:00Z"}
+	case "POST /api/v1/notification-channels":
+		return map[string]any{"name": fmt.Sprintf("newchan%d", f.n), "kind": "webhook", "settings": map[string]string{"url": walkHookURL}}
+	case "PUT /api/v1/notification-channels/:id":
+		return map[string]any{"name": fmt.Sprintf("renamed%d", f.n), "kind": "webhook", "settings": map[string]string{}}
 	}
 	return nil
 }
@@ -164,7 +240,7 @@ func (f walkFixture) body(t *testing.T, method, route string) any {
 // entry and one that fails writes none; every state-changing route must
 // succeed for some role, so that check is never vacuous.
 func TestRouteAuthorization(t *testing.T) {
-	e := startEnv(t, true, nil)
+	e := startEnv(t, false, func(d *Deps) { wireGovernance(t, d, d.Sealer.(*secrets.Box)) })
 	// One admin stays enabled throughout so admin victims may be demoted.
 	e.addUser("keeper", RoleAdmin)
 	succeeded := map[string]bool{}
@@ -199,19 +275,20 @@ func TestRouteAuthorization(t *testing.T) {
 				}
 			}
 			ok := res.status >= 200 && res.status < 300
+			audited := r.Method != "GET" || isExportRoute(r.Path)
 			switch {
-			case r.Method == "GET" && after != before:
+			case !audited && after != before:
 				t.Errorf("%s as %s wrote %d audit entries; reads write none", key, who, after-before)
-			case r.Method != "GET" && ok && after != before+1:
+			case audited && ok && after != before+1:
 				t.Errorf("%s as %s succeeded (%d) with %d audit entries, want 1", key, who, res.status, after-before)
-			case r.Method != "GET" && !ok && after != before:
+			case audited && !ok && after != before:
 				t.Errorf("%s as %s failed (%d %s) yet wrote %d audit entries", key, who, res.status, res.body, after-before)
 			}
 			if ok {
 				succeeded[key] = true
 			}
 		}
-		if r.Method != "GET" && !succeeded[key] {
+		if (r.Method != "GET" || isExportRoute(r.Path)) && !succeeded[key] {
 			t.Errorf("%s never succeeded, so its audit entry was never checked", key)
 		}
 	}

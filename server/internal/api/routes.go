@@ -16,6 +16,12 @@ const (
 	PermScanTrigger  Perm = "scans.trigger" // scan now
 	PermAgentsManage Perm = "agents.manage" // enrolment tokens, revocation
 	PermUsersManage  Perm = "users.manage"  // users and roles; everyone's tokens
+
+	PermExceptionsRequest Perm = "exceptions.request" // ask for an exception
+	PermExceptionsDecide  Perm = "exceptions.decide"  // approve, reject, revoke exceptions
+	PermAlertsManage      Perm = "alerts.manage"      // acknowledge, silence, resolve alerts
+	PermChannelsManage    Perm = "channels.manage"    // notification channels and their delivery log
+	PermExport            Perm = "exports.read"       // signed exports (they carry evidence excerpts)
 )
 
 // Route is one endpoint: the table below is the API's single source of
@@ -75,5 +81,31 @@ func (s *Server) routes() []Route {
 
 		{"GET", "/api/v1/audit", PermAuditRead, s.listAudit},
 		{"GET", "/api/v1/audit/verify", PermAuditRead, s.verifyAudit},
+
+		{"GET", "/api/v1/exceptions", PermFleetRead, s.listExceptions},
+		{"POST", "/api/v1/exceptions", PermExceptionsRequest, s.createException},
+		{"GET", "/api/v1/exceptions/:id", PermFleetRead, s.getException},
+		{"POST", "/api/v1/exceptions/:id/approve", PermExceptionsDecide, s.decideException("approve")},
+		{"POST", "/api/v1/exceptions/:id/reject", PermExceptionsDecide, s.decideException("reject")},
+		{"POST", "/api/v1/exceptions/:id/revoke", PermExceptionsDecide, s.decideException("revoke")},
+
+		{"GET", "/api/v1/alerts", PermFleetRead, s.listAlerts},
+		{"GET", "/api/v1/alerts/:id", PermFleetRead, s.getAlert},
+		{"POST", "/api/v1/alerts/:id/acknowledge", PermAlertsManage, s.changeAlert("acknowledge")},
+		{"POST", "/api/v1/alerts/:id/silence", PermAlertsManage, s.changeAlert("silence")},
+		{"POST", "/api/v1/alerts/:id/resolve", PermAlertsManage, s.changeAlert("resolve")},
+		{"POST", "/api/v1/alerts/:id/reactivate", PermAlertsManage, s.changeAlert("reactivate")},
+
+		{"GET", "/api/v1/notification-channels", PermChannelsManage, s.listChannels},
+		{"POST", "/api/v1/notification-channels", PermChannelsManage, s.createChannel},
+		{"PUT", "/api/v1/notification-channels/:id", PermChannelsManage, s.updateChannel},
+		{"DELETE", "/api/v1/notification-channels/:id", PermChannelsManage, s.deleteChannel},
+		{"POST", "/api/v1/notification-channels/:id/test", PermChannelsManage, s.testChannel},
+		{"GET", "/api/v1/notification-channels/:id/deliveries", PermChannelsManage, s.channelDeliveries},
+
+		{"GET", "/api/v1/hosts/:id/export", PermExport, s.hostExport},
+		{"GET", "/api/v1/scans/:id/export", PermExport, s.scanExport},
+		{"GET", "/api/v1/export", PermExport, s.fleetExport},
+		{"GET", "/api/v1/export/public-key", PermFleetRead, s.exportPublicKey},
 	}
 }

@@ -14,6 +14,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/vigilfleet/vigil/server/internal/export"
+	"github.com/vigilfleet/vigil/server/internal/governance"
+	"github.com/vigilfleet/vigil/server/internal/notify"
 	"github.com/vigilfleet/vigil/server/internal/posture"
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
@@ -53,6 +56,12 @@ type Deps struct {
 	// AgentHeartbeat is the interval agents send heartbeats at; an agent
 	// silent for three of them is shown offline. 0 means 30 s.
 	AgentHeartbeat time.Duration
+	// Governance applies exceptions and alert actions; Notifier manages
+	// notification channels; Exporter writes signed exports. Required for
+	// the governance routes.
+	Governance *governance.Service
+	Notifier   *notify.Notifier
+	Exporter   *export.Exporter
 	// Observe is told about every served request (route pattern, "" when
 	// none matched; method; status; latency), for metrics; nil is allowed.
 	Observe func(route, method string, code int, d time.Duration)

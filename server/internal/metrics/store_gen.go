@@ -21,10 +21,34 @@ func (s *Store) Agents(ctx context.Context) ([]store.Agent, error) {
 	return s.Store.Agents(ctx)
 }
 
+// Alert times store.Store.Alert.
+func (s *Store) Alert(ctx context.Context, a1 int64) (store.Alert, error) {
+	defer s.m.observeStore("Alert", time.Now())
+	return s.Store.Alert(ctx, a1)
+}
+
+// AlertCounts times store.Store.AlertCounts.
+func (s *Store) AlertCounts(ctx context.Context, a1 time.Time) (map[store.AlertState]int, error) {
+	defer s.m.observeStore("AlertCounts", time.Now())
+	return s.Store.AlertCounts(ctx, a1)
+}
+
+// Alerts times store.Store.Alerts.
+func (s *Store) Alerts(ctx context.Context, a1 store.AlertFilter) ([]store.Alert, error) {
+	defer s.m.observeStore("Alerts", time.Now())
+	return s.Store.Alerts(ctx, a1)
+}
+
 // AppendAudit times store.Store.AppendAudit.
 func (s *Store) AppendAudit(ctx context.Context, a1 store.AuditEntry) (store.AuditEntry, error) {
 	defer s.m.observeStore("AppendAudit", time.Now())
 	return s.Store.AppendAudit(ctx, a1)
+}
+
+// AppendDelivery times store.Store.AppendDelivery.
+func (s *Store) AppendDelivery(ctx context.Context, a1 store.Delivery) (store.Delivery, error) {
+	defer s.m.observeStore("AppendDelivery", time.Now())
+	return s.Store.AppendDelivery(ctx, a1)
 }
 
 // Audit times store.Store.Audit.
@@ -37,6 +61,18 @@ func (s *Store) Audit(ctx context.Context, a1 store.AuditFilter) ([]store.AuditE
 func (s *Store) Bundle(ctx context.Context, a1 string) (store.StoredBundle, error) {
 	defer s.m.observeStore("Bundle", time.Now())
 	return s.Store.Bundle(ctx, a1)
+}
+
+// Channel times store.Store.Channel.
+func (s *Store) Channel(ctx context.Context, a1 int64) (store.Channel, error) {
+	defer s.m.observeStore("Channel", time.Now())
+	return s.Store.Channel(ctx, a1)
+}
+
+// Channels times store.Store.Channels.
+func (s *Store) Channels(ctx context.Context) ([]store.Channel, error) {
+	defer s.m.observeStore("Channels", time.Now())
+	return s.Store.Channels(ctx)
 }
 
 // ClaimDue times store.Store.ClaimDue.
@@ -61,6 +97,18 @@ func (s *Store) CountsAt(ctx context.Context, a1 time.Time, a2 []string, a3 []in
 func (s *Store) CreateAgent(ctx context.Context, a1 store.Agent) (store.Agent, error) {
 	defer s.m.observeStore("CreateAgent", time.Now())
 	return s.Store.CreateAgent(ctx, a1)
+}
+
+// CreateChannel times store.Store.CreateChannel.
+func (s *Store) CreateChannel(ctx context.Context, a1 store.Channel) (store.Channel, error) {
+	defer s.m.observeStore("CreateChannel", time.Now())
+	return s.Store.CreateChannel(ctx, a1)
+}
+
+// CreateException times store.Store.CreateException.
+func (s *Store) CreateException(ctx context.Context, a1 store.Exception) (store.Exception, error) {
+	defer s.m.observeStore("CreateException", time.Now())
+	return s.Store.CreateException(ctx, a1)
 }
 
 // CreateGroup times store.Store.CreateGroup.
@@ -111,6 +159,18 @@ func (s *Store) CurrentState(ctx context.Context, a1 int64) ([]store.Finding, er
 	return s.Store.CurrentState(ctx, a1)
 }
 
+// DecideException times store.Store.DecideException.
+func (s *Store) DecideException(ctx context.Context, a1 store.ExceptionDecision) (store.Exception, error) {
+	defer s.m.observeStore("DecideException", time.Now())
+	return s.Store.DecideException(ctx, a1)
+}
+
+// DeleteChannel times store.Store.DeleteChannel.
+func (s *Store) DeleteChannel(ctx context.Context, a1 int64) error {
+	defer s.m.observeStore("DeleteChannel", time.Now())
+	return s.Store.DeleteChannel(ctx, a1)
+}
+
 // DeleteGroup times store.Store.DeleteGroup.
 func (s *Store) DeleteGroup(ctx context.Context, a1 int64) error {
 	defer s.m.observeStore("DeleteGroup", time.Now())
@@ -129,6 +189,12 @@ func (s *Store) DeleteUser(ctx context.Context, a1 int64) error {
 	return s.Store.DeleteUser(ctx, a1)
 }
 
+// Deliveries times store.Store.Deliveries.
+func (s *Store) Deliveries(ctx context.Context, a1 int64, a2 int) ([]store.Delivery, error) {
+	defer s.m.observeStore("Deliveries", time.Now())
+	return s.Store.Deliveries(ctx, a1, a2)
+}
+
 // DueAgents times store.Store.DueAgents.
 func (s *Store) DueAgents(ctx context.Context, a1 time.Time) ([]int64, error) {
 	defer s.m.observeStore("DueAgents", time.Now())
@@ -141,6 +207,24 @@ func (s *Store) Evidence(ctx context.Context, a1 string) ([]result.Evidence, err
 	return s.Store.Evidence(ctx, a1)
 }
 
+// Exception times store.Store.Exception.
+func (s *Store) Exception(ctx context.Context, a1 int64) (store.Exception, error) {
+	defer s.m.observeStore("Exception", time.Now())
+	return s.Store.Exception(ctx, a1)
+}
+
+// Exceptions times store.Store.Exceptions.
+func (s *Store) Exceptions(ctx context.Context, a1 store.ExceptionFilter) ([]store.Exception, error) {
+	defer s.m.observeStore("Exceptions", time.Now())
+	return s.Store.Exceptions(ctx, a1)
+}
+
+// ExpireExceptions times store.Store.ExpireExceptions.
+func (s *Store) ExpireExceptions(ctx context.Context, a1 time.Time) ([]store.Exception, error) {
+	defer s.m.observeStore("ExpireExceptions", time.Now())
+	return s.Store.ExpireExceptions(ctx, a1)
+}
+
 // FactChanges times store.Store.FactChanges.
 func (s *Store) FactChanges(ctx context.Context, a1 int64, a2 time.Time, a3 time.Time) ([]store.FactChange, error) {
 	defer s.m.observeStore("FactChanges", time.Now())
@@ -151,6 +235,12 @@ func (s *Store) FactChanges(ctx context.Context, a1 int64, a2 time.Time, a3 time
 func (s *Store) Facts(ctx context.Context, a1 int64) (store.HostFacts, error) {
 	defer s.m.observeStore("Facts", time.Now())
 	return s.Store.Facts(ctx, a1)
+}
+
+// FailingAt times store.Store.FailingAt.
+func (s *Store) FailingAt(ctx context.Context, a1 time.Time, a2 []string, a3 []int64) ([]store.HostRule, error) {
+	defer s.m.observeStore("FailingAt", time.Now())
+	return s.Store.FailingAt(ctx, a1, a2, a3)
 }
 
 // FinishImport times store.Store.FinishImport.
@@ -231,6 +321,12 @@ func (s *Store) PutSnapshots(ctx context.Context, a1 []store.Snapshot) error {
 	return s.Store.PutSnapshots(ctx, a1)
 }
 
+// RaiseAlert times store.Store.RaiseAlert.
+func (s *Store) RaiseAlert(ctx context.Context, a1 store.Alert) (store.Alert, bool, error) {
+	defer s.m.observeStore("RaiseAlert", time.Now())
+	return s.Store.RaiseAlert(ctx, a1)
+}
+
 // Ready times store.Store.Ready.
 func (s *Store) Ready(ctx context.Context) error {
 	defer s.m.observeStore("Ready", time.Now())
@@ -265,6 +361,12 @@ func (s *Store) ReleaseClaim(ctx context.Context, a1 int64, a2 string, a3 time.T
 func (s *Store) RequestScan(ctx context.Context, a1 int64, a2 string, a3 time.Time) error {
 	defer s.m.observeStore("RequestScan", time.Now())
 	return s.Store.RequestScan(ctx, a1, a2, a3)
+}
+
+// ResolveAlerts times store.Store.ResolveAlerts.
+func (s *Store) ResolveAlerts(ctx context.Context, a1 []string, a2 []string, a3 time.Time) ([]store.Alert, error) {
+	defer s.m.observeStore("ResolveAlerts", time.Now())
+	return s.Store.ResolveAlerts(ctx, a1, a2, a3)
 }
 
 // RevokeAgent times store.Store.RevokeAgent.
@@ -313,6 +415,12 @@ func (s *Store) Scans(ctx context.Context, a1 store.ScanFilter) ([]store.Scan, e
 func (s *Store) SearchFacts(ctx context.Context, a1 store.FactQuery) ([]store.FactMatch, error) {
 	defer s.m.observeStore("SearchFacts", time.Now())
 	return s.Store.SearchFacts(ctx, a1)
+}
+
+// SetAlertState times store.Store.SetAlertState.
+func (s *Store) SetAlertState(ctx context.Context, a1 store.AlertChange) (store.Alert, error) {
+	defer s.m.observeStore("SetAlertState", time.Now())
+	return s.Store.SetAlertState(ctx, a1)
 }
 
 // SetCredential times store.Store.SetCredential.
@@ -385,6 +493,12 @@ func (s *Store) TouchToken(ctx context.Context, a1 int64, a2 time.Time) error {
 func (s *Store) Transitions(ctx context.Context, a1 int64, a2 time.Time, a3 time.Time) ([]store.Transition, error) {
 	defer s.m.observeStore("Transitions", time.Now())
 	return s.Store.Transitions(ctx, a1, a2, a3)
+}
+
+// UpdateChannel times store.Store.UpdateChannel.
+func (s *Store) UpdateChannel(ctx context.Context, a1 store.Channel) error {
+	defer s.m.observeStore("UpdateChannel", time.Now())
+	return s.Store.UpdateChannel(ctx, a1)
 }
 
 // UpdateUser times store.Store.UpdateUser.
