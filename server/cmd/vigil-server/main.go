@@ -34,6 +34,7 @@ commands:
   bundle publish FILE  verify a signed rule bundle and make it the latest
   bundle import FILE   the same, for a bundle carried into an air-gapped site
   import RESULTS       verify and ingest an offline agent's results archive
+  verify FILE          check an export's signature (--public-key PEM, default the server's key)
   token create         make an agent join token (--ttl 1h --uses 1 --labels k=v,...)
   agent revoke ID      revoke an agent: its next call is refused
   check-config   validate the configuration and print it, secrets masked
@@ -86,6 +87,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = bundlePublish(ctx, cmd, rest, stdout, stderr)
 	case "import":
 		err = importResults(ctx, rest, stdout, stderr)
+	case "verify":
+		err = verifyExport(rest, stdout, stderr)
 	case "token create":
 		err = tokenCreate(ctx, rest, stdout, stderr)
 	case "agent revoke":

@@ -113,16 +113,10 @@ func (s *Server) exportPublicKey(c *gin.Context) {
 }
 
 // exportKeyPEM is the exporter's public signing key as PEM, nil when no
-// exporter (or no key) is configured. The exporter hands it out through
-// PublicKeyPEM (the Signer it wraps has one); the assertion keeps this
-// package building against an exporter without that method, which then
-// answers 503.
+// exporter is configured.
 func (s *Server) exportKeyPEM() []byte {
 	if s.d.Exporter == nil {
 		return nil
 	}
-	if k, ok := any(s.d.Exporter).(interface{ PublicKeyPEM() []byte }); ok {
-		return k.PublicKeyPEM()
-	}
-	return nil
+	return s.d.Exporter.PublicKeyPEM()
 }
