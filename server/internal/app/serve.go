@@ -118,7 +118,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	a := api.New(api.Deps{Store: st, Posture: post, Sealer: box, Logger: log, Wake: wake,
 		SessionTTL: cfg.SessionTTL.D(), LoginLimit: cfg.LoginLimit, CAPin: ca.Pin(), AgentHeartbeat: agentapi.DefaultHeartbeat,
 		Observe: met.ObserveHTTP, Governance: gov, Notifier: notifier, Exporter: exporter})
-	web, err := ui.New(ui.Deps{API: a, Store: st, Posture: post, Logger: log, CAPin: ca.Pin(), GRPCAddr: cfg.GRPCAddr, Wake: wake})
+	web, err := ui.New(ui.Deps{API: a, Store: st, Posture: post, Logger: log, CAPin: ca.Pin(), GRPCAddr: cfg.GRPCAddr, Wake: wake, Notifier: notifier})
 	if err != nil {
 		return err
 	}

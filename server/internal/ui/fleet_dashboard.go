@@ -98,6 +98,14 @@ type dashboardData struct {
 	Drift       []dashDriftRow
 	MoreDrift   bool // older changes in the window than the ones shown
 	DriftWindow time.Duration
+	// ScoreWithExceptions is the fleet score with the failures approved
+	// exceptions accept counted as passing; Accepted how many there are.
+	ScoreWithExceptions float64
+	Accepted            int
+	// Alerts counts alerts by state name (resolved: in the last 24 h).
+	Alerts map[string]int
+	// Exports is the fleet export menu (nil without exports.read).
+	Exports []exportLink
 }
 
 // dashboard renders /: fleet score per framework, hosts per band, the
@@ -156,6 +164,28 @@ func (u *UI) dashboard(c *gin.Context) {
 		d.Drift, d.MoreDrift, err = u.recentDrift(gctx, hosts, now.Add(-d.DriftWindow))
 		return err
 	})
+	g.Go(func() error {
+		fp, err := u.d.Posture.Fleet(gctx, posture.FleetQuery{})
+		if err != nil {
+			return fmt.Errorf("fleet posture with exceptions: %w", err)
+		}
+		d.ScoreWithExceptions, d.Accepted = fp.ScoreWithExceptions, fp.Counts.Accepted
+		return nil
+	})
+	g.Go(func() error {
+		counts, err := u.d.Store.AlertCounts(gctx, now)
+		if err != nil {
+			return fmt.Errorf("alert counts: %w", err)
+		}
+		d.Alerts = make(map[string]int, len(counts))
+		for st, n := range counts {
+			d.Alerts[string(st)] = n
+		}
+		return nil
+	})
+	if req(c).Can(string(api.PermExport)) {
+		d.Exports = exportLinks("/export", "", "", "")
+	}
 	if err := g.Wait(); err != nil {
 		u.fleetError(c, err)
 		return

@@ -33,12 +33,17 @@ var (
 	fleetSeverities = []string{string(rule.Critical), string(rule.High), string(rule.Medium), string(rule.Low)}
 )
 
-// hostFwScore is a host's posture for one framework ("" = all rules).
+// hostFwScore is a host's posture for one framework ("" = all rules),
+// raw and with accepted failures counted as passing.
 type hostFwScore struct {
 	ID, Title string
 	Score     float64
 	Band      posture.Band
 	Counts    posture.Counts
+	// ScoreWithExceptions and BandWithExceptions count the failures an
+	// approved exception accepts (Counts.Accepted) as passing.
+	ScoreWithExceptions float64
+	BandWithExceptions  posture.Band
 }
 
 // fleetFindingRow is one rule's current state on the host.
@@ -47,6 +52,10 @@ type fleetFindingRow struct {
 	Title    string
 	Category string
 	Known    bool
+	// Accepted marks a failing rule an approved exception covers
+	// ("failed, accepted"); ExceptionID is that exception.
+	Accepted    bool
+	ExceptionID int64
 }
 
 // fleetFindingFilter is the findings table's query.
@@ -82,6 +91,10 @@ type hostData struct {
 	StateTotal int
 	Scans      []store.Scan
 	Facts      *hostFactsView
+	// Accepted is the number of failing rules approved exceptions accept
+	// now; Exports the export menu (nil without exports.read).
+	Accepted int
+	Exports  []exportLink
 }
 
 // hostPage renders /hosts/:id.
@@ -127,9 +140,22 @@ func (u *UI) hostPage(c *gin.Context) {
 		u.fleetError(c, err)
 		return
 	}
+	accepted, err := u.hostAccepted(ctx, id)
+	if err != nil {
+		u.fleetError(c, err)
+		return
+	}
 	d.StateTotal = len(state)
-	d.Scores = u.scoresByFramework(state)
-	d.Findings = u.filterFindings(state, d.Filter)
+	d.Scores = u.scoresByFramework(state, accepted)
+	d.Findings = u.filterFindings(state, d.Filter, accepted)
+	for _, f := range state {
+		if f.Status == result.Fail && accepted[f.RuleID] != 0 {
+			d.Accepted++
+		}
+	}
+	if req(c).Can(string(api.PermExport)) {
+		d.Exports = exportLinks(fmt.Sprintf("/hosts/%d/export", id), d.TrendFw, "", "")
+	}
 	trend, err := u.d.Posture.Trend(ctx, id, d.Days, d.TrendFw)
 	if err != nil {
 		u.fleetError(c, err)
@@ -159,10 +185,32 @@ func (u *UI) hostPage(c *gin.Context) {
 	u.render(c, http.StatusOK, "host", Page{Title: h.Name, Data: d, Nav: "hosts", Error: msg})
 }
 
+// hostAccepted maps the rules approved exceptions accept on the host now
+// to the exception's id, as posture applies them.
+func (u *UI) hostAccepted(ctx context.Context, id int64) (map[string]int64, error) {
+	fp, err := u.d.Posture.Fleet(ctx, posture.FleetQuery{HostID: id, Rules: true})
+	if err != nil {
+		return nil, fmt.Errorf("posture of host %d: %w", id, err)
+	}
+	out := map[string]int64{}
+	for _, h := range fp.Hosts {
+		if h.HostID != id {
+			continue
+		}
+		for _, r := range h.Rules {
+			if r.Accepted && r.ExceptionID != 0 {
+				out[r.RuleID] = r.ExceptionID
+			}
+		}
+	}
+	return out, nil
+}
+
 // scoresByFramework scores the host's current state for all rules and
 // for each framework its rules map to, as posture.RecordScan counts them:
-// a rule the index no longer knows counts only under all rules.
-func (u *UI) scoresByFramework(state []store.Finding) []hostFwScore {
+// a rule the index no longer knows counts only under all rules. Failures
+// in accepted count as accepted, for the score with exceptions.
+func (u *UI) scoresByFramework(state []store.Finding, accepted map[string]int64) []hostFwScore {
 	idx := u.d.Posture.Index()
 	counts := map[string]*posture.Counts{"": {}}
 	add := func(fw string, f store.Finding) {
@@ -178,6 +226,12 @@ func (u *UI) scoresByFramework(state []store.Finding) []hostFwScore {
 			c.Fail++
 			if f.Severity == rule.Critical {
 				c.CriticalFail++
+			}
+			if accepted[f.RuleID] != 0 {
+				c.Accepted++
+				if f.Severity == rule.Critical {
+					c.AcceptedCritical++
+				}
 			}
 		case result.Error:
 			c.Error++
@@ -212,13 +266,20 @@ func hostScoreOf(id, title string, c posture.Counts) hostFwScore {
 	if c.Pass+c.Fail+c.Error+c.Skipped > 0 {
 		s.Score = posture.Score(c)
 		s.Band = posture.BandOf(s.Score, c.CriticalFail)
+		w := c
+		w.Pass += c.Accepted
+		w.Fail -= c.Accepted
+		w.CriticalFail -= c.AcceptedCritical
+		s.ScoreWithExceptions = posture.Score(w)
+		s.BandWithExceptions = posture.BandOf(s.ScoreWithExceptions, w.CriticalFail)
 	}
 	return s
 }
 
-// filterFindings keeps the findings the filter selects, failures first,
-// then by severity and rule id.
-func (u *UI) filterFindings(state []store.Finding, f fleetFindingFilter) []fleetFindingRow {
+// filterFindings keeps the findings the filter selects, failures first
+// (those no exception accepts before accepted ones), then by severity and
+// rule id. accepted marks failing rules an approved exception covers.
+func (u *UI) filterFindings(state []store.Finding, f fleetFindingFilter, accepted map[string]int64) []fleetFindingRow {
 	idx := u.d.Posture.Index()
 	var inFw map[string]bool
 	if f.Framework != "" {
@@ -231,6 +292,9 @@ func (u *UI) filterFindings(state []store.Finding, f fleetFindingFilter) []fleet
 	var out []fleetFindingRow
 	for _, fd := range state {
 		row := fleetFindingRow{Finding: fd, Title: fd.RuleID}
+		if fd.Status == result.Fail && accepted[fd.RuleID] != 0 {
+			row.Accepted, row.ExceptionID = true, accepted[fd.RuleID]
+		}
 		if r := idx.Rule(fd.RuleID); r != nil {
 			row.Title, row.Category, row.Known = r.Title, r.Category, true
 		}
@@ -246,6 +310,9 @@ func (u *UI) filterFindings(state []store.Finding, f fleetFindingFilter) []fleet
 		a, b := slices.Index(fleetStatuses, string(out[i].Status)), slices.Index(fleetStatuses, string(out[j].Status))
 		if a != b {
 			return a < b
+		}
+		if out[i].Accepted != out[j].Accepted {
+			return !out[i].Accepted // open failures before accepted ones
 		}
 		if sa, sb := fleetSeverityRank(out[i].Severity), fleetSeverityRank(out[j].Severity); sa != sb {
 			return sa < sb

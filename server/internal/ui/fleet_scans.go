@@ -55,7 +55,7 @@ func (u *UI) scanPage(c *gin.Context) {
 	}
 	d.All = len(rs)
 	d.Pruned = len(rs) == 0 && sc.Counts.Total > 0
-	d.Results = u.filterFindings(rs, fleetFindingFilter{Status: d.Status})
+	d.Results = u.filterFindings(rs, fleetFindingFilter{Status: d.Status}, nil)
 	u.render(c, http.StatusOK, "scan", Page{Title: fmt.Sprintf("Scan %d", id), Data: d, Nav: "hosts", Error: msg})
 }
 

@@ -65,6 +65,8 @@ func (u *UI) funcs() template.FuncMap {
 			}
 			return math.Round(1000*float64(part)/float64(whole)) / 10
 		},
+		// ms renders a duration in milliseconds, for delivery times.
+		"ms":   func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) },
 		"join": strings.Join,
 		"add":  func(a, b int) int { return a + b },
 		"sub":  func(a, b int) int { return a - b },

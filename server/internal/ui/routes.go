@@ -31,5 +31,18 @@ func (u *UI) routes() []route {
 		{"POST", "/users/:id", api.PermUsersManage, u.updateUser},
 		{"POST", "/users/:id/delete", api.PermUsersManage, u.deleteUser},
 		{"GET", "/audit", api.PermAuditRead, u.auditPage},
+
+		{"GET", "/exceptions", api.PermFleetRead, u.exceptionsPage},
+		{"POST", "/exceptions", api.PermExceptionsRequest, u.requestException},
+		{"POST", "/exceptions/:id/:action", api.PermExceptionsDecide, u.decideException},
+		{"GET", "/alerts", api.PermFleetRead, u.alertsPage},
+		{"POST", "/alerts/:id/:action", api.PermAlertsManage, u.changeAlert},
+		{"GET", "/notifications", api.PermChannelsManage, u.notificationsPage},
+		{"POST", "/notifications", api.PermChannelsManage, u.createChannel},
+		{"POST", "/notifications/:id", api.PermChannelsManage, u.updateChannel},
+		{"POST", "/notifications/:id/test", api.PermChannelsManage, u.testChannel},
+		{"POST", "/notifications/:id/delete", api.PermChannelsManage, u.deleteChannel},
+		{"GET", "/hosts/:id/export", api.PermExport, u.hostExport},
+		{"GET", "/export", api.PermExport, u.fleetExport},
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigilfleet/vigil/server/internal/api"
+	"github.com/vigilfleet/vigil/server/internal/notify"
 	"github.com/vigilfleet/vigil/server/internal/posture"
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
@@ -48,6 +49,9 @@ type Deps struct {
 	GRPCAddr string
 	// Wake nudges the scheduler and agent streams after "scan now".
 	Wake func()
+	// Notifier masks notification channels for display (the same
+	// Notifier the API's Deps hold); the notifications page needs it.
+	Notifier *notify.Notifier
 }
 
 // UI renders the pages.
@@ -224,6 +228,9 @@ type Page struct {
 	Flash string // a one-line notice (success) shown above the content
 	Error string // a one-line error shown above the content
 	Nav   string // which navigation entry is current
+	// ActiveAlerts is the number of active alerts, for the navigation
+	// badge; filled by render for a signed-in user.
+	ActiveAlerts int
 }
 
 // render executes page name with status; the render time is logged.
@@ -240,6 +247,9 @@ func (u *UI) render(c *gin.Context, status int, name string, p Page) {
 	}
 	if p.Flash == "" {
 		p.Flash = takeFlash(c)
+	}
+	if p.Req != nil && p.Req.Can(string(api.PermFleetRead)) {
+		p.ActiveAlerts = u.activeAlerts(c)
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout.html", p); err != nil {
