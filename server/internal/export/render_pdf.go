@@ -24,10 +24,50 @@ const (
 type pdfw struct {
 	f     *fpdf.Fpdf
 	width float64 // usable width
+	// cells remembers table cells as drawn (single line, Latin-1, cut to
+	// the column): a fleet report repeats each rule's id and title on
+	// every host.
+	cells map[cellKey]string
+	face  cellFace // the font set last, through font or mono
 }
 
-func (p *pdfw) font(style string, size float64) { p.f.SetFont("Helvetica", style, size) }
-func (p *pdfw) mono(size float64)               { p.f.SetFont("Courier", "", size) }
+// cellFace is a font as far as text width goes.
+type cellFace struct {
+	mono  bool
+	style string
+	size  float64
+}
+
+// cellKey is a table cell's text in a font and column width.
+type cellKey struct {
+	face  cellFace
+	width float64
+	text  string
+}
+
+func (p *pdfw) font(style string, size float64) {
+	p.f.SetFont("Helvetica", style, size)
+	p.face = cellFace{style: style, size: size}
+}
+
+func (p *pdfw) mono(size float64) {
+	p.f.SetFont("Courier", "", size)
+	p.face = cellFace{mono: true, size: size}
+}
+
+// cell returns s as a table cell shows it at the current font: one line,
+// Latin-1, cut to width w.
+func (p *pdfw) cell(s string, w float64) string {
+	k := cellKey{face: p.face, width: w, text: s}
+	if out, ok := p.cells[k]; ok {
+		return out
+	}
+	out := p.fit(latin1(oneLine(s)), w)
+	if len(p.cells) < 200_000 && len(s) <= 512 {
+		p.cells[k] = out
+	}
+	return out
+}
 
 // text writes a paragraph that wraps and breaks pages as needed.
 func (p *pdfw) text(s string, h float64) {
@@ -107,7 +147,7 @@ func (t *pdfTable) row(cells []string, fill [3]int) {
 		if t.aligns != nil && t.aligns[i] != "" {
 			al = t.aligns[i]
 		}
-		t.p.f.CellFormat(t.widths[i], pdfRowH, t.p.fit(latin1(oneLine(c)), t.widths[i]), "1", 0, al, filled, 0, "")
+		t.p.f.CellFormat(t.widths[i], pdfRowH, t.p.cell(c, t.widths[i]), "1", 0, al, filled, 0, "")
 	}
 	t.p.f.Ln(-1)
 }
@@ -139,12 +179,22 @@ func pdfTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// pdfPageCount is the placeholder the footer writes for the number of
+// pages, replaced once the document is complete.
+const pdfPageCount = "{nb}"
+
 // renderPDF writes the report as a PDF: summary page, per-control table
 // (with a framework), per-host rule tables, failures with evidence,
 // exceptions; page numbers in the footer and the signature in the
 // document information's Keywords.
-func renderPDF(r *report) ([]byte, error) {
+func renderPDF(r *report) ([]byte, error) { return renderPDFWith(r, false) }
+
+// renderPDFWith renders with fpdf's own page compression and page-count
+// alias when fpdfCompress is set (the reference deflatePages is tested
+// against), otherwise uncompressed and finished by deflatePages.
+func renderPDFWith(r *report, fpdfCompress bool) ([]byte, error) {
 	f := fpdf.New("P", "mm", "A4", "")
+	f.SetCompression(fpdfCompress)
 	f.SetMargins(pdfMargin, pdfMargin, pdfMargin)
 	f.SetAutoPageBreak(true, pdfBottom)
 	f.SetCreationDate(r.GeneratedAt)
@@ -154,16 +204,18 @@ func renderPDF(r *report) ([]byte, error) {
 	f.SetCreator("vigil-server", false)
 	f.SetSubject(latin1("As of "+r.At.Format(time.RFC3339)), false)
 	f.SetKeywords(placeholder, false)
-	f.AliasNbPages("{nb}")
+	if fpdfCompress {
+		f.AliasNbPages(pdfPageCount)
+	}
 	pw, _ := f.GetPageSize()
-	p := &pdfw{f: f, width: pw - 2*pdfMargin}
+	p := &pdfw{f: f, width: pw - 2*pdfMargin, cells: map[cellKey]string{}}
 	footer := latin1(fmt.Sprintf("Vigil export - %s - as of %s - signed (vigil-server verify)", r.Scope.Label(), pdfTime(r.At)))
 	f.SetFooterFunc(func() {
 		f.SetY(-10)
 		p.font("", 7)
 		f.SetTextColor(110, 110, 110)
 		f.CellFormat(p.width*0.75, 4, p.fit(footer, p.width*0.75), "", 0, "L", false, 0, "")
-		f.CellFormat(p.width*0.25, 4, fmt.Sprintf("Page %d of {nb}", f.PageNo()), "", 0, "R", false, 0, "")
+		f.CellFormat(p.width*0.25, 4, "Page "+strconv.Itoa(f.PageNo())+" of "+pdfPageCount, "", 0, "R", false, 0, "")
 		f.SetTextColor(0, 0, 0)
 	})
 
@@ -182,7 +234,10 @@ func renderPDF(r *report) ([]byte, error) {
 	if err := f.Output(&buf); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	if fpdfCompress {
+		return buf.Bytes(), nil
+	}
+	return deflatePages(buf.Bytes(), pdfPageCount, strconv.Itoa(f.PageCount()))
 }
 
 func pdfSummary(p *pdfw, r *report) {

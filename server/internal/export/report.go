@@ -238,19 +238,30 @@ func (e *Exporter) build(ctx context.Context, s Scope, by string) (*report, erro
 		r.Scope.Name = clean(fp.Hosts[0].Name)
 	}
 	ev := &evidenceCache{st: e.d.Store, byHash: map[string][]excerpt{}}
-	rc := &ruleCache{idx: idx, m: map[string]*rule.Rule{}}
+	rc := newRuleCache(idx)
 	r.Summary = summary{Score: fp.Score, ScoreWithExceptions: fp.ScoreWithExceptions, Counts: fp.Counts,
 		Bands: map[string]int{}, Hosts: len(fp.Hosts)}
 	for b, n := range fp.Bands {
 		r.Summary.Bands[string(b)] = n
 	}
+	// Every host's state in one read, without the references each stored
+	// finding repeats (the index has them): for a fleet that decoding was
+	// most of an export's time.
+	var states map[int64][]store.Finding
+	if s.ScanID == 0 && len(fp.Hosts) > 0 {
+		ids := make([]int64, len(fp.Hosts))
+		for i, hp := range fp.Hosts {
+			ids[i] = hp.HostID
+		}
+		if states, err = e.d.Store.StatesAt(ctx, r.At, ids); err != nil {
+			return nil, fmt.Errorf("export: state of %s: %w", r.Scope.Label(), err)
+		}
+	}
 	for _, hp := range fp.Hosts {
 		h := hosts[hp.HostID]
-		var fs []store.Finding
+		fs := states[hp.HostID]
 		if s.ScanID > 0 {
 			fs = scanRows
-		} else if fs, err = e.d.Store.StateAt(ctx, hp.HostID, r.At); err != nil {
-			return nil, fmt.Errorf("export: state of host %d (%s): %w", hp.HostID, hp.Name, err)
 		}
 		hr := hostReport{
 			ID: hp.HostID, Name: clean(hp.Name), Address: clean(h.Address), OS: clean(h.OS),
@@ -267,17 +278,16 @@ func (e *Exporter) build(ctx context.Context, s Scope, by string) (*report, erro
 				hostAcc[rs.RuleID] = rs.ExceptionID
 			}
 		}
+		hr.Rules = make([]ruleRow, 0, len(fs))
 		for _, f := range fs {
 			if !in(f.RuleID) {
 				continue
 			}
+			info := rc.shown(f.RuleID, s.Framework)
 			row := ruleRow{
-				RuleID: clean(f.RuleID), Title: clean(f.RuleID), Severity: string(f.Severity), Status: f.Status,
-				ScanID: f.ScanID, ObservedAt: f.At.UTC(), Reason: clean(f.Reason), hash: f.EvidenceHash,
-				Controls: controlsOf(idx, f.RuleID, s.Framework),
-			}
-			if ru := rc.get(f.RuleID); ru != nil {
-				row.Title = clean(ru.Title)
+				RuleID: info.id, Title: info.title, Severity: string(f.Severity), Status: f.Status,
+				ScanID: f.ScanID, ObservedAt: f.At.UTC(), Reason: rc.clean(f.Reason), hash: f.EvidenceHash,
+				Controls: info.controls,
 			}
 			if id, ok := hostAcc[f.RuleID]; ok && f.Status == result.Fail {
 				row.Accepted, row.ExceptionID = true, id
@@ -518,10 +528,57 @@ func fixText(r *rule.Rule) string {
 
 // ruleCache hands out rules as a report shows them: variables (which differ
 // per host and group) appear as "{{ name }}" rather than as the loader's
-// internal placeholder tokens. Each rule is rendered once per export.
+// internal placeholder tokens. Each rule is rendered once per export, and
+// what every row of a rule repeats (its cleaned id and title, its
+// controls) is computed once and shared: the rows of a fleet export are
+// hosts x rules, the distinct rules a few hundred.
 type ruleCache struct {
-	idx *posture.Index
-	m   map[string]*rule.Rule
+	idx    *posture.Index
+	m      map[string]*rule.Rule
+	rows   map[string]shownRule
+	reason map[string]string // cleaned texts repeated across rows (reasons)
+}
+
+// shownRule is what every row of one rule shows. Its slice is shared by
+// those rows and must not be modified.
+type shownRule struct {
+	id, title string
+	controls  []string
+}
+
+func newRuleCache(idx *posture.Index) *ruleCache {
+	return &ruleCache{idx: idx, m: map[string]*rule.Rule{}, rows: map[string]shownRule{}, reason: map[string]string{}}
+}
+
+// shown returns the cleaned id, title and controls (in framework fw, or
+// every pair without one) of rule id, computed once per export.
+func (c *ruleCache) shown(id, fw string) shownRule {
+	if s, ok := c.rows[id]; ok {
+		return s
+	}
+	s := shownRule{id: clean(id), controls: controlsOf(c.idx, id, fw)}
+	s.title = s.id
+	if ru := c.get(id); ru != nil {
+		s.title = clean(ru.Title)
+	}
+	c.rows[id] = s
+	return s
+}
+
+// clean cleans s, remembering short results: the same reasons recur on
+// many rows. Long texts are cleaned each time rather than held.
+func (c *ruleCache) clean(s string) string {
+	if len(s) > 256 {
+		return clean(s)
+	}
+	if out, ok := c.reason[s]; ok {
+		return out
+	}
+	out := clean(s)
+	if len(c.reason) < 100_000 {
+		c.reason[s] = out
+	}
+	return out
 }
 
 func (c *ruleCache) get(id string) *rule.Rule {

@@ -11,9 +11,14 @@ import (
 // signature marker (a host reporting "vigil-sig:v1:" in its output must not
 // be able to make its own export unverifiable).
 func clean(s string) string {
-	if s == "" {
+	if s == "" || (plainASCII(s) && !strings.Contains(s, sigPrefix)) {
 		return s
 	}
+	return cleanSlow(s)
+}
+
+// cleanSlow is clean without the shortcut for text that needs nothing.
+func cleanSlow(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.Map(func(r rune) rune {
@@ -33,6 +38,17 @@ func clean(s string) string {
 		s = strings.ReplaceAll(s, sigPrefix, "vigil-sig/v1/")
 	}
 	return s
+}
+
+// plainASCII says s holds only printable ASCII, newlines and tabs: text
+// clean leaves as it is.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // clip cuts s to at most n runes, marking the cut with an ellipsis.

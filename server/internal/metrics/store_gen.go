@@ -447,6 +447,12 @@ func (s *Store) StateAt(ctx context.Context, a1 int64, a2 time.Time) ([]store.Fi
 	return s.Store.StateAt(ctx, a1, a2)
 }
 
+// StatesAt times store.Store.StatesAt.
+func (s *Store) StatesAt(ctx context.Context, a1 time.Time, a2 []int64) (map[int64][]store.Finding, error) {
+	defer s.m.observeStore("StatesAt", time.Now())
+	return s.Store.StatesAt(ctx, a1, a2)
+}
+
 // TokenByHash times store.Store.TokenByHash.
 func (s *Store) TokenByHash(ctx context.Context, a1 string) (store.Token, store.User, error) {
 	defer s.m.observeStore("TokenByHash", time.Now())

@@ -65,6 +65,13 @@ type Store interface {
 	// StateAt returns the status of every rule on the host as it was at
 	// time at, rebuilt from the transition log, ordered by rule id.
 	StateAt(ctx context.Context, hostID int64, at time.Time) ([]Finding, error)
+	// StatesAt returns what StateAt returns for each of the hosts, in one
+	// read and without References (nil: a rule's references are in the
+	// rule index), keyed by host id, each host's findings ordered by rule
+	// id; hosts without state at that moment are absent. Exports of a
+	// whole fleet read it instead of decoding every finding's references
+	// host by host.
+	StatesAt(ctx context.Context, at time.Time, hostIDs []int64) (map[int64][]Finding, error)
 	// Evidence returns the stored evidence records for a content hash.
 	Evidence(ctx context.Context, hash string) ([]result.Evidence, error)
 	// Ready answers nil when the database responds and every migration

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 	tests = append(tests, dueTests...)
 	tests = append(tests, currentTests...)
 	tests = append(tests, governanceTests...)
+	tests = append(tests, statesTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
