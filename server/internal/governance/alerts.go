@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilfleet/vigil/engine/result"
@@ -146,23 +149,38 @@ func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *Eval
 	if err != nil {
 		return fmt.Errorf("governance: %s: %w", c.kind, err)
 	}
+	open, err := s.st.Alerts(ctx, store.AlertFilter{States: unresolved, Kind: c.kind, Limit: readBound})
+	if err != nil {
+		return fmt.Errorf("governance: %s: open alerts: %w", c.kind, err)
+	}
+	current := make(map[string]store.Alert, len(open))
+	for _, a := range open {
+		current[a.Key] = a
+	}
 	keep := make([]string, 0, len(holding))
-	var raiseErr error
-	for _, a := range holding {
-		a.Kind, a.At = c.kind, ev.now
-		got, created, err := s.st.RaiseAlert(ctx, a)
-		if err != nil {
-			// Keep the key, so that a failed raise does not resolve an
-			// alert whose condition still holds.
-			keep = append(keep, a.Key)
-			raiseErr = errors.Join(raiseErr, fmt.Errorf("governance: raise %s: %w", a.Key, err))
+	var write []store.Alert
+	for _, h := range holding {
+		// Every holding key is kept, written or not (and even when its
+		// raise fails below), so that no alert whose condition still holds
+		// is resolved.
+		keep = append(keep, h.Key)
+		if a, ok := current[h.Key]; ok && s.unchanged(a, h, ev.now) {
+			stats.Seen++
 			continue
 		}
-		keep = append(keep, a.Key)
+		write = append(write, h)
+	}
+	raised := s.raiseAll(ctx, c.kind, ev.now, write)
+	var raiseErr error
+	for i, r := range raised {
+		if r.err != nil {
+			raiseErr = errors.Join(raiseErr, fmt.Errorf("governance: raise %s: %w", write[i].Key, r.err))
+			continue
+		}
 		stats.Seen++
-		if created {
+		if r.created {
 			stats.Raised++
-			s.notify(ctx, EventOpened, got, ev.now)
+			s.notify(ctx, EventOpened, r.alert, ev.now)
 		}
 	}
 	resolved, err := s.st.ResolveAlerts(ctx, []string{c.kind}, keep, ev.now)
@@ -174,6 +192,66 @@ func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *Eval
 		s.notify(ctx, EventResolved, a, ev.now)
 	}
 	return raiseErr
+}
+
+// unchanged reports whether the open alert a already records what the
+// holding condition h says, recently enough that rewriting it would only
+// bump LastSeenAt and Count: same severity, title, detail and labels, no
+// lapsed silence to store, last seen less than SightingRefresh ago.
+func (s *Service) unchanged(a, h store.Alert, now time.Time) bool {
+	if a.State == store.AlertSilenced && !a.SilencedUntil.After(now) {
+		return false
+	}
+	return a.Severity == h.Severity && a.Title == h.Title && a.Detail == h.Detail && maps.Equal(a.Labels, h.Labels) &&
+		now.Sub(a.LastSeenAt) < s.cfg.SightingRefresh
+}
+
+// raiseConcurrency bounds the RaiseAlert calls one evaluation has in
+// flight. At fleet scale a kind holds tens of thousands of alerts (every
+// critical or high failure not under exception), each one round trip
+// every evaluation; PostgreSQL serves several at once, where one at a time
+// left both sides idle on latency (BenchmarkEvaluate). SQLite's single
+// writer queues them, which costs nothing.
+const raiseConcurrency = 4
+
+// raiseResult is the outcome of one RaiseAlert.
+type raiseResult struct {
+	alert   store.Alert
+	created bool
+	err     error
+}
+
+// raiseAll raises every holding alert of one kind at now, up to
+// raiseConcurrency at once, and returns the outcomes in holding's order so
+// that stats and notifications stay deterministic.
+func (s *Service) raiseAll(ctx context.Context, kind string, now time.Time, holding []store.Alert) []raiseResult {
+	out := make([]raiseResult, len(holding))
+	raise := func(i int) {
+		a := holding[i]
+		a.Kind, a.At = kind, now
+		out[i].alert, out[i].created, out[i].err = s.st.RaiseAlert(ctx, a)
+	}
+	if len(holding) < 2*raiseConcurrency {
+		for i := range holding {
+			raise(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range raiseConcurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(holding) {
+					return
+				}
+				raise(i)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // notify tells the sink, unless the alert is silenced at now.

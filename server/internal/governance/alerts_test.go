@@ -574,7 +574,64 @@ func testRun(t *testing.T, st store.Store, x *posture.Index) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not stop within 20 s of cancel")
 	}
-	if as := e.alerts(t, KindBandDrop); len(as) != 1 || as[0].Count < 2 {
-		t.Errorf("alerts after Run: %+v, want one seen at least twice", as)
+	if as := e.alerts(t, KindBandDrop); len(as) != 1 || as[0].State != store.AlertActive {
+		t.Errorf("alerts after Run: %+v, want one active", as)
 	}
+}
+
+// testSteadyStateWritesNothing runs the production refresh (the default,
+// 15 minutes): an alert whose condition keeps holding unchanged is not
+// rewritten by evaluations within the refresh, a change of severity is
+// written at once, and after the refresh the sighting is recorded again.
+func testSteadyStateWritesNothing(t *testing.T, st store.Store, x *posture.Index) {
+	e := newEnv(t, st, x, Thresholds{})
+	gov, err := New(Config{Store: st, Posture: e.post, Sink: e.sink, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evaluate := func() EvalStats {
+		t.Helper()
+		s, err := gov.Evaluate(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	h := e.host(t, "web1", nil)
+	e.setPosture(t, h, e.clk.Now(), 30, posture.BandPoor)
+	opened := e.clk.Now()
+	if s := evaluate(); s.Raised != 1 {
+		t.Fatalf("first evaluation: %+v, want one alert raised", s)
+	}
+	one := func(what string) store.Alert {
+		t.Helper()
+		as := e.open(t, KindBandDrop)
+		if len(as) != 1 {
+			t.Fatalf("%s: band_drop alerts %+v, want one", what, as)
+		}
+		return as[0]
+	}
+	// Within the refresh: seen, nothing written.
+	for range 3 {
+		e.clk.Add(time.Minute)
+		if s := evaluate(); s.Seen < 1 || s.Raised != 0 || s.Resolved != 0 {
+			t.Fatalf("steady evaluation: %+v", s)
+		}
+	}
+	if a := one("steady"); a.Count != 1 || !a.LastSeenAt.Equal(opened) || a.Severity != "medium" {
+		t.Fatalf("steady alert rewritten: %+v (opened %s)", a, opened)
+	}
+	// A change of severity is written at once, same alert.
+	e.setPosture(t, h, e.clk.Add(time.Minute), 10, posture.BandCritical)
+	evaluate()
+	if a := one("critical"); a.Severity != "critical" || a.Count != 2 || !a.LastSeenAt.Equal(e.clk.Now()) || !a.OpenedAt.Equal(opened) {
+		t.Fatalf("after the band went critical: %+v", a)
+	}
+	// Past the refresh, the sighting is recorded again.
+	e.clk.Add(DefaultSightingRefresh)
+	evaluate()
+	if a := one("refresh"); a.Count != 3 || !a.LastSeenAt.Equal(e.clk.Now()) {
+		t.Fatalf("after the refresh: %+v", a)
+	}
+	wantEvents(t, e.sink.take(), "opened "+fmt.Sprintf("band_drop/host/%d", h.ID))
 }

@@ -28,6 +28,7 @@ func TestGovernance(t *testing.T) {
 		{"AcceptedAtMoments", testAcceptedAtMoments},
 		{"PostureWithExceptions", testPostureWithExceptions},
 		{"AlertDedupAndNotifications", testAlertDedup},
+		{"SteadyStateWritesNothing", testSteadyStateWritesNothing},
 		{"ExceptionExpiry", testExceptionExpiry},
 	}
 	for _, tc := range both {

@@ -116,6 +116,13 @@ type Config struct {
 	Now        func() time.Time // nil: time.Now
 	Thresholds Thresholds
 	Interval   time.Duration // evaluation period of Run; default 1 min
+	// SightingRefresh is how often an open alert whose condition keeps
+	// holding unchanged is recorded again (LastSeenAt, Count); 0 means
+	// DefaultSightingRefresh. Between refreshes an evaluation writes
+	// nothing for it, so a steady fleet with thousands of open alerts
+	// costs reads only. A change of severity, title, detail or labels, or
+	// a lapsed silence, is written at once.
+	SightingRefresh time.Duration
 	// OnEvaluate is told the alert counts by state after each evaluation
 	// (metrics); nil is allowed.
 	OnEvaluate func(map[store.AlertState]int)
@@ -123,6 +130,9 @@ type Config struct {
 
 // DefaultInterval is how often Run evaluates when Config.Interval is zero.
 const DefaultInterval = time.Minute
+
+// DefaultSightingRefresh is Config.SightingRefresh's default.
+const DefaultSightingRefresh = 15 * time.Minute
 
 // ExceptionRequest asks to accept a failing rule.
 type ExceptionRequest struct {
@@ -186,6 +196,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.SightingRefresh <= 0 {
+		cfg.SightingRefresh = DefaultSightingRefresh
 	}
 	cfg.Thresholds = cfg.Thresholds.withDefaults()
 	if err := cfg.Thresholds.validate(); err != nil {

@@ -135,7 +135,10 @@ func newEnv(t *testing.T, st store.Store, x *posture.Index, th Thresholds) *env 
 	t.Helper()
 	e := &env{st: st, x: x, clk: &clock{t: base()}, sink: &recorder{}}
 	e.post = posture.NewService(st, x, e.clk.Now)
-	gov, err := New(Config{Store: st, Posture: e.post, Sink: e.sink, Now: e.clk.Now, Thresholds: th,
+	// Tests step the clock a minute between evaluations; a one-minute
+	// refresh records every sighting, so Count and LastSeenAt show each
+	// evaluation. testSteadyStateWritesNothing covers the default.
+	gov, err := New(Config{Store: st, Posture: e.post, Sink: e.sink, Now: e.clk.Now, Thresholds: th, SightingRefresh: time.Minute,
 		OnEvaluate: func(c map[store.AlertState]int) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
