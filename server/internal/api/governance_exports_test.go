@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigilfleet/vigil/engine/result"
 	"github.com/vigilfleet/vigil/server/internal/export"
+	"github.com/vigilfleet/vigil/server/internal/notify"
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
 
@@ -110,5 +111,31 @@ func TestExportsAreSignedAndAudited(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(es[1].Detail), &d); err != nil || d["scope"] != "fleet" || es[1].Target != "fleet" {
 		t.Fatalf("fleet export audit = %+v", es[1])
+	}
+}
+
+// TestExportTooLarge: a fleet over the exporter's host cap is refused with
+// 413 naming the way out (export by group), and writes no audit entry; a
+// host export still works.
+func TestExportTooLarge(t *testing.T) {
+	var sv govServices
+	f := newFleetAPIWith(t, func(d *Deps, box notify.Box) {
+		sv = wireGovernance(t, d, box)
+		d.Exporter = export.New(export.Deps{Store: d.Store, Posture: d.Posture, Signer: sv.signer, Now: d.Now,
+			ServerName: "vigil-test", MaxHosts: 1})
+	})
+	h := f.addHost(store.Host{Name: "web1", Address: "127.0.0.9"})
+	f.addHost(store.Host{Name: "web2", Address: "127.0.0.10"})
+	before := f.auditCount()
+	r := f.do("GET", "/api/v1/export?format=json", f.token, nil)
+	if body := string(r.body); r.status != http.StatusRequestEntityTooLarge || !strings.Contains(body, `"export_too_large"`) ||
+		!strings.Contains(body, `"field":"group"`) || !strings.Contains(body, "2 hosts") {
+		t.Fatalf("fleet export over the cap: %d %s", r.status, r.body)
+	}
+	if n := f.auditCount(); n != before {
+		t.Fatalf("refused export audited: last audit id %d, want %d", n, before)
+	}
+	if r := f.do("GET", pathf("/api/v1/hosts/%d/export?format=json", h.ID), f.token, nil); r.status != 200 {
+		t.Fatalf("host export under the cap: %d %s", r.status, r.body)
 	}
 }

@@ -533,6 +533,9 @@ func (s *Server) Export(c *gin.Context, scope export.Scope, format string) (expo
 			return export.File{}, invalid("framework", "unknown framework %q", truncate(scope.Framework, 80))
 		case errors.Is(err, export.ErrInvalidScope):
 			return export.File{}, invalid("", "%v", err)
+		case errors.Is(err, export.ErrTooLarge):
+			return export.File{}, &Refusal{Status: http.StatusRequestEntityTooLarge, Code: "export_too_large", Field: "group",
+				Message: strings.TrimPrefix(err.Error(), "export: ")}
 		case errors.Is(err, export.ErrEmpty):
 			return export.File{}, &Refusal{Status: http.StatusNotFound, Code: "not_found",
 				Message: fmt.Sprintf("%s: nothing to export in format %s", exportTarget(scope), f)}

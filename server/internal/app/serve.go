@@ -215,7 +215,8 @@ func buildGovernance(cfg config.Config, st store.Store, box *secrets.Box, post *
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("exports.signing_key %s: %w", cfg.ExportSigningKey(), err)
 	}
-	exporter := export.New(export.Deps{Store: st, Posture: post, Waivers: gov, Signer: signer, ServerName: serverName})
+	exporter := export.New(export.Deps{Store: st, Posture: post, Waivers: gov, Signer: signer, ServerName: serverName,
+		MaxHosts: cfg.Exports.MaxHosts})
 	return notifier, gov, exporter, nil
 }
 

@@ -163,6 +163,10 @@ type Exports struct {
 	// SigningKey is the Ed25519 private key (PKCS#8 PEM, created on first
 	// start) exports are signed with; empty: DataDir/export-signing.key.
 	SigningKey string `yaml:"signing_key"`
+	// MaxHosts caps the hosts one export covers (fleet or group): an
+	// export is built in memory, about 0.3 MB of JSON per host at 300
+	// rules, so a larger fleet is exported by group. 0: 1000.
+	MaxHosts int `yaml:"max_hosts"`
 }
 
 // ExportSigningKey is the export signing key's path, the default in
@@ -413,6 +417,9 @@ func (c *Config) validateGovernance(bad func(field, format string, args ...any))
 	}
 	if c.Exports.SigningKey == "" && c.DataDir != "" {
 		c.Exports.SigningKey = c.ExportSigningKey()
+	}
+	if c.Exports.MaxHosts < 0 || c.Exports.MaxHosts > 100_000 {
+		bad("exports.max_hosts", "must be between 1 and 100000 (0: the default, 1000), got %d", c.Exports.MaxHosts)
 	}
 }
 

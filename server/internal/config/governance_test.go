@@ -121,12 +121,13 @@ func TestGovernanceValidateNamesFields(t *testing.T) {
 	c.Alerts.OverdueAfter = 0
 	c.Notifications.AllowNetworks = []string{"10.0.0.0/8", "169.254.169.254"}
 	c.Notifications.BaseURL = "ftp://x"
+	c.Exports.MaxHosts = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("expected errors")
 	}
 	for _, f := range []string{"alerts.failing_severities[1]:", "alerts.score_drop:", "alerts.band_floor:", "alerts.mass_drift_hosts:",
-		"alerts.interval:", "alerts.overdue_after:", "notifications.allow_networks[1]:", "notifications.base_url:"} {
+		"alerts.interval:", "alerts.overdue_after:", "notifications.allow_networks[1]:", "notifications.base_url:", "exports.max_hosts:"} {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error does not name %s: %v", f, err)
 		}

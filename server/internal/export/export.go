@@ -83,6 +83,12 @@ type Scope struct {
 // store.ErrNotFound instead.
 var ErrInvalidScope = errors.New("invalid export scope")
 
+// ErrTooLarge is wrapped when a scope holds more hosts than Deps.MaxHosts.
+var ErrTooLarge = errors.New("export too large")
+
+// DefaultMaxHosts is Deps.MaxHosts's default.
+const DefaultMaxHosts = 1000
+
 // ErrEmpty is wrapped when a format cannot describe a scope without hosts
 // (ARF needs at least one report), so the API can answer 404.
 var ErrEmpty = errors.New("the scope holds no host")
@@ -98,6 +104,10 @@ type Deps struct {
 	Signer     *Signer
 	Now        func() time.Time // nil: time.Now
 	ServerName string           // shown as the report's issuer
+	// MaxHosts caps the hosts of one export (0: DefaultMaxHosts). Exports
+	// are built in memory, so a fleet larger than this is exported by
+	// group; the refusal (ErrTooLarge) says so.
+	MaxHosts int
 }
 
 // File is one finished export.

@@ -397,3 +397,31 @@ func TestWaiversPathsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestExportHostCap refuses a scope larger than MaxHosts with ErrTooLarge,
+// naming the count and the way out, and still exports a scope within it.
+func TestExportHostCap(t *testing.T) {
+	f := newFixture(t)
+	for _, g := range []string{"web", "db"} {
+		if _, err := f.st.CreateGroup(f.ctx, store.Group{Name: g, CreatedAt: f.clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"web1", "web2", "db1"} {
+		groups := []string{"db"}
+		if name != "db1" {
+			groups = []string{"web"}
+		}
+		if _, err := f.st.UpsertHost(f.ctx, store.Host{Name: name, Address: "127.0.0.2", OS: "debian 12", Groups: groups}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capped := New(Deps{Store: f.st, Posture: f.ps, Signer: f.signer, Now: f.clk.Now, ServerName: "vigil.example.test", MaxHosts: 2})
+	_, err := capped.Export(f.ctx, Scope{}, JSON, "carol")
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "3 hosts") || !strings.Contains(err.Error(), "group by group") {
+		t.Fatalf("fleet of 3 hosts with a cap of 2: %v, want ErrTooLarge naming the count and the way out", err)
+	}
+	if _, err := capped.Export(f.ctx, Scope{Group: "web"}, JSON, "carol"); err != nil {
+		t.Fatalf("group of 2 hosts with a cap of 2: %v", err)
+	}
+}

@@ -225,6 +225,10 @@ func (e *Exporter) build(ctx context.Context, s Scope, by string) (*report, erro
 		}
 		return nil, fmt.Errorf("export: posture of %s: %w", r.Scope.Label(), err)
 	}
+	if limit := e.maxHosts(); len(fp.Hosts) > limit {
+		return nil, fmt.Errorf("export: %w: %s holds %d hosts, at most %d fit one export (exports.max_hosts); export it group by group",
+			ErrTooLarge, r.Scope.Label(), len(fp.Hosts), limit)
+	}
 	r.At = fp.At.UTC()
 	hosts, err := e.hostsByID(ctx, fp, s.ScanID > 0)
 	if err != nil {
@@ -768,4 +772,12 @@ func (e *Exporter) exceptions(ctx context.Context, r *report, in func(string) bo
 		return 0
 	})
 	return out, nil
+}
+
+// maxHosts is Deps.MaxHosts with its default.
+func (e *Exporter) maxHosts() int {
+	if e.d.MaxHosts > 0 {
+		return e.d.MaxHosts
+	}
+	return DefaultMaxHosts
 }
