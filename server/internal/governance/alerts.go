@@ -75,6 +75,9 @@ type evalState struct {
 	now   time.Time
 	hosts map[int64]store.Host
 	list  []store.Host
+	// events are the notifications of this evaluation, in order, handed
+	// to the sink together at its end.
+	events []Event
 }
 
 // check computes the alerts of one kind whose condition holds now.
@@ -84,7 +87,8 @@ type check struct {
 }
 
 // Evaluate expires due exceptions, checks every alert condition once,
-// raises and resolves alerts and sends their notifications. A kind whose
+// raises and resolves alerts and, at the end, hands the sink every alert
+// opened or resolved (silenced ones excluded) in one batch. A kind whose
 // check fails raises nothing and resolves nothing this time (its alerts
 // stay as they are); the other kinds go on, and the errors are returned
 // together.
@@ -139,11 +143,16 @@ func (s *Service) Evaluate(ctx context.Context) (EvalStats, error) {
 			s.cfg.OnEvaluate(counts)
 		}
 	}
+	// Last, so that slow channels delay neither the alerts nor the
+	// metrics; events of kinds checked before a failure are sent too.
+	if s.cfg.Sink != nil && len(ev.events) > 0 {
+		s.cfg.Sink.NotifyAll(ctx, ev.events)
+	}
 	return stats, errors.Join(errs...)
 }
 
 // apply runs one check, raises what holds, resolves the rest of its kind
-// and notifies the sink of alerts opened and resolved.
+// and queues the notifications of alerts opened and resolved.
 func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *EvalStats) error {
 	holding, err := c.fn(ctx, ev)
 	if err != nil {
@@ -180,7 +189,7 @@ func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *Eval
 		stats.Seen++
 		if r.created {
 			stats.Raised++
-			s.notify(ctx, EventOpened, r.alert, ev.now)
+			ev.notify(EventOpened, r.alert)
 		}
 	}
 	resolved, err := s.st.ResolveAlerts(ctx, []string{c.kind}, keep, ev.now)
@@ -189,7 +198,7 @@ func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *Eval
 	}
 	stats.Resolved += len(resolved)
 	for _, a := range resolved {
-		s.notify(ctx, EventResolved, a, ev.now)
+		ev.notify(EventResolved, a)
 	}
 	return raiseErr
 }
@@ -254,15 +263,13 @@ func (s *Service) raiseAll(ctx context.Context, kind string, now time.Time, hold
 	return out
 }
 
-// notify tells the sink, unless the alert is silenced at now.
-func (s *Service) notify(ctx context.Context, event string, a store.Alert, now time.Time) {
-	if s.cfg.Sink == nil {
+// notify queues event about a for the sink, unless a is silenced at the
+// evaluation's moment.
+func (ev *evalState) notify(event string, a store.Alert) {
+	if !a.SilencedUntil.IsZero() && a.SilencedUntil.After(ev.now) {
 		return
 	}
-	if !a.SilencedUntil.IsZero() && a.SilencedUntil.After(now) {
-		return
-	}
-	s.cfg.Sink.Notify(ctx, event, a)
+	ev.events = append(ev.events, Event{Name: event, Alert: a})
 }
 
 // expire moves due approved exceptions to expired and audits each one.

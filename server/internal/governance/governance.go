@@ -12,14 +12,22 @@ import (
 	"time"
 
 	"github.com/vigilfleet/vigil/engine/rule"
+	"github.com/vigilfleet/vigil/server/internal/notify"
 	"github.com/vigilfleet/vigil/server/internal/posture"
 	"github.com/vigilfleet/vigil/server/internal/store"
 )
 
-// Sink receives alert events (notify.Notifier implements it).
+// Sink receives the alert events of one evaluation at once, in order
+// (notify.Notifier implements it): handed over together, they can be
+// summarised per channel (an alert storm becomes one digest) and a
+// failing channel costs the evaluation once, not once per alert.
 type Sink interface {
-	Notify(ctx context.Context, event string, a store.Alert)
+	NotifyAll(ctx context.Context, events []notify.Event)
 }
+
+// Event is one alert event handed to the Sink: Name is EventOpened or
+// EventResolved.
+type Event = notify.Event
 
 // Thresholds configure the alert conditions.
 type Thresholds struct {

@@ -95,14 +95,25 @@ type event struct {
 
 // recorder is a Sink keeping what it is told.
 type recorder struct {
-	mu     sync.Mutex
-	events []event
+	mu      sync.Mutex
+	events  []event
+	batches int
 }
 
-func (r *recorder) Notify(_ context.Context, ev string, a store.Alert) {
+func (r *recorder) NotifyAll(_ context.Context, evs []Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, event{ev, a})
+	r.batches++
+	for _, e := range evs {
+		r.events = append(r.events, event{e.Name, e.Alert})
+	}
+}
+
+// calls returns how many batches the sink was handed so far.
+func (r *recorder) calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.batches
 }
 
 // take returns the events received since the last take.

@@ -26,6 +26,7 @@ type result struct {
 	attempts int
 	status   string // HTTP status, SMTP reply, or the (URL-free) error
 	err      error
+	skipped  bool // not attempted: the channel's breaker is open
 }
 
 // newHTTPClient returns the client all HTTP deliveries share: guarded

@@ -95,21 +95,22 @@ func (n *Notifier) alertURL(a store.Alert) string {
 }
 
 func (n *Notifier) webhookPayload(event string, a store.Alert, now time.Time) ([]byte, error) {
+	return json.Marshal(webhookBody{Event: event, SentAt: now.UTC(), Alert: n.webhookAlert(a)})
+}
+
+// webhookAlert is alert a as webhook receivers get it, alone or in a digest.
+func (n *Notifier) webhookAlert(a store.Alert) webhookAlert {
 	labels := a.Labels
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return json.Marshal(webhookBody{
-		Event:  event,
-		SentAt: now.UTC(),
-		Alert: webhookAlert{
-			ID: a.ID, Kind: a.Kind, Key: a.Key, Severity: a.Severity, State: string(a.State),
-			Title: a.Title, Detail: detailObject(a.Detail),
-			HostID: a.HostID, RuleID: a.RuleID, AgentID: a.AgentID, ExceptionID: a.ExceptionID,
-			Labels: labels, OpenedAt: timePtr(a.OpenedAt), LastSeenAt: timePtr(a.LastSeenAt),
-			Count: a.Count, URL: n.alertURL(a),
-		},
-	})
+	return webhookAlert{
+		ID: a.ID, Kind: a.Kind, Key: a.Key, Severity: a.Severity, State: string(a.State),
+		Title: a.Title, Detail: detailObject(a.Detail),
+		HostID: a.HostID, RuleID: a.RuleID, AgentID: a.AgentID, ExceptionID: a.ExceptionID,
+		Labels: labels, OpenedAt: timePtr(a.OpenedAt), LastSeenAt: timePtr(a.LastSeenAt),
+		Count: a.Count, URL: n.alertURL(a),
+	}
 }
 
 // headline is the one-line summary: "HIGH opened: <title>".
