@@ -1,22 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,87 +30,6 @@ const (
 // govHookSecret signs the test webhook's requests.
 const govHookSecret = "browser-hmac-secret-4711"
 
-// hookSink is a webhook receiver on 127.0.0.1 that keeps what it got.
-type hookSink struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []hookCall
-}
-
-// hookCall is one request the sink received.
-type hookCall struct {
-	event, ts, sig string
-	body           []byte
-}
-
-func newHookSink(t *testing.T) *hookSink {
-	t.Helper()
-	h := &hookSink{}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		h.mu.Lock()
-		h.got = append(h.got, hookCall{event: r.Header.Get("X-Vigil-Event"), ts: r.Header.Get("X-Vigil-Timestamp"),
-			sig: r.Header.Get("X-Vigil-Signature"), body: b})
-		h.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *hookSink) calls() []hookCall {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]hookCall(nil), h.got...)
-}
-
-// startServerArgs is startServer with further serve arguments (a
-// configuration file).
-func startServerArgs(t *testing.T, dataDir string, extra ...string) *server {
-	t.Helper()
-	addr := freeAddr(t)
-	s := &server{base: "https://" + addr, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr, "--grpc-addr", freeAddr(t),
-		"--rules-dir", "../../../rules", "--log-format", "json"}, extra...)
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.log)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if pem, err := os.ReadFile(filepath.Join(dataDir, "tls", "server.crt")); err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			s.client = &http.Client{Timeout: 30 * time.Second,
-				Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}}
-			if resp, err := s.client.Get(s.base + "/api/v1/auth/me"); err == nil {
-				resp.Body.Close()
-				return s
-			}
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("server exited: %v\n%s", err, s.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready in 30s\n%s", s.log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // newGovFixture is newUIFixture with alerts evaluated every 10 s and the
 // governance walk's three users.
 func newGovFixture(t *testing.T) *uiFixture {
@@ -137,30 +46,15 @@ func newGovFixture(t *testing.T) *uiFixture {
 		t.Fatal(err)
 	}
 	tgt := testtarget.Start(t, testtarget.Options{SSHDConfigExtra: "PermitRootLogin yes\n"})
-	key, err := os.ReadFile(tgt.RootKeyFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := os.ReadFile(tgt.KnownHostsFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startServerArgs(t, dir, "--config", cfg)
+	s := opsServer(t, dir, nil, nil, "--config", cfg)
 	fx := &uiFixture{srv: s, token: s.login(t), pin: spkiPin(t, filepath.Join(dir, "tls", "server.crt"))}
-	var h struct {
-		ID int64 `json:"id"`
-	}
-	if code := s.call(t, "POST", "/api/v1/hosts", fx.token, map[string]any{"name": "target-1", "address": tgt.IP(),
-		"ssh": map[string]any{"user": "root", "port": tgt.Port(), "private_key": string(key), "known_hosts": string(known)}}, &h); code != 201 || h.ID == 0 {
-		t.Fatalf("create host: %d", code)
-	}
-	fx.hostID = h.ID
+	fx.hostID = addTarget(t, s, fx.token, tgt)
 	for name, role := range map[string]string{govOperator: "operator", govSecAdmin: "security_admin", govViewer: "viewer"} {
 		if code := s.call(t, "POST", "/api/v1/users", fx.token, map[string]string{"username": name, "password": adminPassword, "role": role}, nil); code != 201 {
 			t.Fatalf("create %s: %d", name, code)
 		}
 	}
-	if code := s.call(t, "POST", fmt.Sprintf("/api/v1/hosts/%d/scan", h.ID), fx.token, nil, nil); code != 202 {
+	if code := s.call(t, "POST", fmt.Sprintf("/api/v1/hosts/%d/scan", fx.hostID), fx.token, nil, nil); code != 202 {
 		t.Fatalf("scan now: %d", code)
 	}
 	fx.scanID = fx.waitScan(t, 0)
@@ -193,7 +87,7 @@ func TestBrowserGovernance(t *testing.T) {
 		_ = os.Remove(f)
 	}
 	fx := newGovFixture(t)
-	hook := newHookSink(t)
+	hook := newWebhookReceiver(t)
 	browser := startBrowser(t, fx.pin)
 	base := fx.srv.base
 	hostPath := fmt.Sprintf("/hosts/%d", fx.hostID)
@@ -399,7 +293,7 @@ func (b *tab) acknowledgeAlert() {
 // webhookTest creates a webhook channel for the sink, sends a test and
 // checks the receiver got a correctly signed request and the page shows
 // the delivery.
-func (b *tab) webhookTest(h *hookSink) {
+func (b *tab) webhookTest(h *webhookReceiver) {
 	t := b.t
 	t.Helper()
 	b.visit(govShotName+"notifications", "/notifications")
@@ -417,19 +311,17 @@ func (b *tab) webhookTest(h *hookSink) {
 		t.FailNow()
 	}
 	b.mustText(govShotName+"channel-tested", "Test message delivered", "delivered")
-	var test *hookCall
-	for _, c := range h.calls() {
+	var test *webhookHit
+	for _, c := range h.received() {
 		if c.event == "test" {
 			test = &c
 		}
 	}
 	if test == nil {
-		t.Fatalf("the receiver got no test event (%d requests)", len(h.calls()))
+		t.Fatalf("the receiver got no test event (%d requests)", len(h.received()))
 	}
-	mac := hmac.New(sha256.New, []byte(govHookSecret))
-	mac.Write([]byte(test.ts + "." + string(test.body)))
-	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); test.sig != want {
-		t.Errorf("test webhook signature %q, want %q", test.sig, want)
+	if want := test.wantSignature(govHookSecret); test.signature != want {
+		t.Errorf("test webhook signature %q, want %q", test.signature, want)
 	}
 	if b.evalString(`document.querySelector("main table.deliveries .status-pass") ? "yes" : "no"`) != "yes" {
 		t.Errorf("the channel's delivery log shows no successful delivery")

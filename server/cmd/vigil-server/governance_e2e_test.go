@@ -1,109 +1,17 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigilfleet/vigil/engine/testtarget"
 )
-
-// webhookReceiver is a real HTTP endpoint on 127.0.0.1 that records what
-// the server posts to it.
-type webhookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	hits []webhookHit
-}
-
-type webhookHit struct {
-	body      []byte
-	event     string
-	timestamp string
-	signature string
-}
-
-func newWebhookReceiver(t *testing.T) *webhookReceiver {
-	t.Helper()
-	r := &webhookReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-		r.mu.Lock()
-		r.hits = append(r.hits, webhookHit{body: b, event: req.Header.Get("X-Vigil-Event"),
-			timestamp: req.Header.Get("X-Vigil-Timestamp"), signature: req.Header.Get("X-Vigil-Signature")})
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// webhookAlert is one alert event as a webhook carries it: alone, or as
-// one entry of a digest (when an evaluation opens more than ten alerts for
-// the channel).
-type webhookAlert struct {
-	Event string `json:"event"`
-	Alert struct {
-		ID       int64  `json:"id"`
-		Kind     string `json:"kind"`
-		Key      string `json:"key"`
-		Severity string `json:"severity"`
-		HostID   int64  `json:"host_id"`
-		RuleID   string `json:"rule_id"`
-	} `json:"alert"`
-}
-
-// events returns the alert events a delivery carries.
-func (h webhookHit) events() []webhookAlert {
-	var msg struct {
-		webhookAlert
-		Digest struct {
-			Alerts []webhookAlert `json:"alerts"`
-		} `json:"digest"`
-	}
-	if json.Unmarshal(h.body, &msg) != nil {
-		return nil
-	}
-	if msg.Event == "digest" {
-		return msg.Digest.Alerts
-	}
-	return []webhookAlert{msg.webhookAlert}
-}
-
-// wait returns the first alert event (in arrival order) match accepts,
-// with the delivery that carried it, within limit; it fails the test when
-// none arrives.
-func (r *webhookReceiver) wait(t *testing.T, limit time.Duration, what string, match func(webhookAlert) bool) (webhookHit, webhookAlert) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		r.mu.Lock()
-		hits := append([]webhookHit(nil), r.hits...)
-		r.mu.Unlock()
-		for _, h := range hits {
-			for _, a := range h.events() {
-				if match(a) {
-					return h, a
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no webhook delivery %s within %s; got %d deliveries", what, limit, len(hits))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 // loginAs signs in as username and returns the session token.
 func (s *server) loginAs(t *testing.T, username, password string) string {
@@ -200,10 +108,7 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	if hit.event != "opened" && hit.event != "digest" {
 		t.Fatalf("X-Vigil-Event = %q, want opened or digest", hit.event)
 	}
-	mac := hmac.New(sha256.New, []byte(hmacKey))
-	mac.Write([]byte(hit.timestamp + "."))
-	mac.Write(hit.body)
-	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); hit.signature != want {
+	if want := hit.wantSignature(hmacKey); hit.signature != want {
 		t.Fatalf("X-Vigil-Signature = %q, want %q", hit.signature, want)
 	}
 	rule := opened.Alert.RuleID
