@@ -78,6 +78,26 @@ type evalState struct {
 	// events are the notifications of this evaluation, in order, handed
 	// to the sink together at its end.
 	events []Event
+	// open holds each kind's unresolved alerts once read: a check that
+	// needs them (rule_failing) and apply share one read per kind.
+	open map[string][]store.Alert
+}
+
+// openAlerts returns the kind's unresolved alerts, read once per
+// evaluation. Nothing writes a kind's alerts between its check and apply.
+func (s *Service) openAlerts(ctx context.Context, ev *evalState, kind string) ([]store.Alert, error) {
+	if as, ok := ev.open[kind]; ok {
+		return as, nil
+	}
+	as, err := s.st.Alerts(ctx, store.AlertFilter{States: unresolved, Kind: kind, Limit: readBound})
+	if err != nil {
+		return nil, err
+	}
+	if ev.open == nil {
+		ev.open = map[string][]store.Alert{}
+	}
+	ev.open[kind] = as
+	return as, nil
 }
 
 // check computes the alerts of one kind whose condition holds now.
@@ -158,7 +178,7 @@ func (s *Service) apply(ctx context.Context, ev *evalState, c check, stats *Eval
 	if err != nil {
 		return fmt.Errorf("governance: %s: %w", c.kind, err)
 	}
-	open, err := s.st.Alerts(ctx, store.AlertFilter{States: unresolved, Kind: c.kind, Limit: readBound})
+	open, err := s.openAlerts(ctx, ev, c.kind)
 	if err != nil {
 		return fmt.Errorf("governance: %s: open alerts: %w", c.kind, err)
 	}
@@ -344,7 +364,7 @@ func (s *Service) ruleFailing(ctx context.Context, ev *evalState) ([]store.Alert
 			cands[hr{h.ID, t.RuleID}] = a
 		}
 	}
-	open, err := s.st.Alerts(ctx, store.AlertFilter{States: unresolved, Kind: KindRuleFailing, Limit: readBound})
+	open, err := s.openAlerts(ctx, ev, KindRuleFailing)
 	if err != nil {
 		return nil, err
 	}
